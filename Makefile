@@ -1,0 +1,72 @@
+# newswatch: the two commands are `make up` (run the pipeline) and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV      ?= .venv
+PYTHON    ?= python3
+NEWSWATCH := $(VENV)/bin/newswatch
+SERVICES  := deploy/local/services.sh
+STAGES    := deploy/local/stages.sh
+PYTEST_ARGS ?=
+
+.PHONY: help venv up down status logs test lint unit integration services-up services-down clean
+
+help:
+	@echo "make up      start Kafka, Elasticsearch, setup and the five stages (native, no Docker)"
+	@echo "make down    stop all of it"
+	@echo "make test    create .venv, start the services, run lint + all tests, stop what it started"
+	@echo "make status  show what is running"
+
+# The virtual environment is rebuilt when pyproject.toml changes.
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed, found " + sys.version' 
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+up: venv
+	$(SERVICES) start all
+	$(NEWSWATCH) setup
+	$(STAGES) start
+	@echo "newswatch is running: $(NEWSWATCH) search QUERY, $(NEWSWATCH) alerts tail foreign-fighters; make down to stop"
+
+down:
+	-$(STAGES) stop
+	$(SERVICES) stop all
+
+status:
+	-$(SERVICES) status all
+	-$(STAGES) status
+
+logs:
+	$(SERVICES) logs all
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+unit: venv
+	$(VENV)/bin/pytest -m "not integration" $(PYTEST_ARGS)
+
+# Starts the native services unless they already run (then leaves them running),
+# runs lint and every test, and fails if anything fails.
+test: venv
+	@started=0; \
+	if ! $(SERVICES) status all >/dev/null 2>&1; then started=1; $(SERVICES) start all || exit 1; fi; \
+	status=0; \
+	$(VENV)/bin/ruff check . || status=1; \
+	$(VENV)/bin/mypy || status=1; \
+	$(VENV)/bin/pytest -ra $(PYTEST_ARGS) || status=1; \
+	if [ $$started = 1 ]; then $(SERVICES) stop all; fi; \
+	exit $$status
+
+services-up:
+	$(SERVICES) start all
+
+services-down:
+	$(SERVICES) stop all
+
+clean: down
+	rm -rf .run

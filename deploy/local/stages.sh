@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The five pipeline stages as local processes (the native counterpart of the
+# compose services). Used by `make up` / `make down`.
+#
+#   deploy/local/stages.sh start [STAGE...]   start (default: all five), wait until each is ready
+#   deploy/local/stages.sh stop  [STAGE...]   SIGTERM (finish batch, flush, commit), then SIGKILL
+#   deploy/local/stages.sh status
+#
+# Every NEWSWATCH_* variable of the caller reaches the stages (e.g. NEWSWATCH_FEEDS).
+# Logs: <run>/logs/<stage>.log; pids: <run>/<stage>.pid; readiness: <run>/ready/<stage>.
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(cd "$SCRIPT_DIR/../.." && pwd)
+RUN_DIR=$(realpath -m "${NEWSWATCH_RUN_DIR:-$REPO_DIR/.run}")
+LOG_DIR=$RUN_DIR/logs
+READY_DIR=$RUN_DIR/ready
+NEWSWATCH_BIN=${NEWSWATCH_BIN:-$REPO_DIR/.venv/bin/newswatch}
+ALL_STAGES=(poller fetcher enricher indexer alerter)
+START_TIMEOUT=${NEWSWATCH_STAGE_START_TIMEOUT:-120}
+STOP_TIMEOUT=${NEWSWATCH_STOP_TIMEOUT:-60}
+
+log() { printf '[stages] %s\n' "$*" >&2; }
+die() { printf '[stages] ERROR: %s\n' "$*" >&2; exit 1; }
+
+pid_of() {
+  local file=$RUN_DIR/$1.pid pid
+  [[ -f $file ]] || return 1
+  pid=$(<"$file")
+  kill -0 "$pid" 2>/dev/null || return 1
+  printf '%s\n' "$pid"
+}
+
+start_one() {
+  local stage=$1 pid
+  if pid=$(pid_of "$stage"); then
+    log "$stage already running (pid $pid)"
+    return 0
+  fi
+  rm -f "$READY_DIR/$stage"
+  # setsid: the stage gets its own session, so it outlives this script and a
+  # terminal's Ctrl-C; `stop` signals it by pid.
+  NEWSWATCH_READY_DIR=$READY_DIR setsid "$NEWSWATCH_BIN" run "$stage" \
+    >>"$LOG_DIR/$stage.log" 2>&1 </dev/null &
+  echo $! >"$RUN_DIR/$stage.pid"
+  log "$stage started (pid $!), log $LOG_DIR/$stage.log"
+}
+
+wait_ready() {
+  local stage=$1 deadline=$((SECONDS + START_TIMEOUT))
+  while [[ ! -f $READY_DIR/$stage ]]; do
+    pid_of "$stage" >/dev/null || { tail -n 20 "$LOG_DIR/$stage.log" >&2; die "$stage exited during start-up"; }
+    ((SECONDS < deadline)) || die "$stage not ready after ${START_TIMEOUT}s (see $LOG_DIR/$stage.log)"
+    sleep 0.5
+  done
+  log "$stage ready"
+}
+
+stop_one() {
+  local stage=$1 pid deadline
+  if ! pid=$(pid_of "$stage"); then
+    rm -f "$RUN_DIR/$stage.pid" "$READY_DIR/$stage"
+    return 0
+  fi
+  kill -TERM "$pid" 2>/dev/null || true
+  deadline=$((SECONDS + STOP_TIMEOUT))
+  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.3; done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "$stage did not stop within ${STOP_TIMEOUT}s; killing"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$RUN_DIR/$stage.pid" "$READY_DIR/$stage"
+  log "$stage stopped"
+}
+
+main() {
+  local cmd=${1:-}; shift || true
+  local stages=("$@")
+  ((${#stages[@]})) || stages=("${ALL_STAGES[@]}")
+  mkdir -p "$LOG_DIR" "$READY_DIR"
+  case $cmd in
+    start)
+      [[ -x $NEWSWATCH_BIN ]] || die "$NEWSWATCH_BIN not found: run 'make venv' first"
+      for s in "${stages[@]}"; do start_one "$s"; done
+      for s in "${stages[@]}"; do wait_ready "$s"; done ;;
+    stop)
+      # downstream last: the poller stops first so the others can drain what it sent
+      for s in "${stages[@]}"; do stop_one "$s"; done ;;
+    status)
+      local rc=0
+      for s in "${stages[@]}"; do
+        if pid=$(pid_of "$s"); then
+          if [[ -f $READY_DIR/$s ]]; then echo "$s: running (pid $pid), ready"; else echo "$s: running (pid $pid), not ready"; fi
+        else echo "$s: stopped"; rc=1; fi
+      done
+      return $rc ;;
+    *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  esac
+}
+
+main "$@"

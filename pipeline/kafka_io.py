@@ -1,0 +1,100 @@
+"""Kafka clients and topic administration, configured in one place."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from pipeline.settings import DEPLOY_DIR, Settings
+
+logger = logging.getLogger(__name__)
+
+TOPICS_FILE = DEPLOY_DIR / "kafka" / "topics.yaml"
+
+# Logical names used in code; the broker-side name adds Settings.topic_prefix.
+ENTRIES = "news.entries"
+ARTICLES = "news.articles"
+ENRICHED = "news.enriched"
+DLQ = "news.dlq"
+ALERT_PREFIX = "alerts."
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int | None = None  # None: Settings.partitions
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def load_topic_specs(path: Path = TOPICS_FILE) -> list[TopicSpec]:
+    """The pipeline's topics, declared as data in ``deploy/kafka/topics.yaml``."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    specs = []
+    for item in data.get("topics", []):
+        config = {str(k): str(v) for k, v in (item.get("config") or {}).items()}
+        specs.append(TopicSpec(str(item["name"]), item.get("partitions"), config))
+    return specs
+
+
+def make_producer(settings: Settings, **overrides: object) -> KafkaProducer:
+    options: dict[str, object] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "acks": "all",
+        "linger_ms": 20,
+        "retries": 5,
+        "client_id": "newswatch",
+    }
+    options.update(overrides)
+    return KafkaProducer(**options)
+
+
+def make_consumer(settings: Settings, group: str, *topics: str, **overrides: object) -> KafkaConsumer:
+    options: dict[str, object] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "group_id": group,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "max_poll_records": settings.batch_size,
+        "client_id": f"newswatch-{group}",
+    }
+    options.update(overrides)
+    return KafkaConsumer(*topics, **options)
+
+
+def ensure_topics(settings: Settings, specs: list[TopicSpec]) -> list[str]:
+    """Create the topics that do not exist yet; returns the names created.
+
+    Idempotent: running setup twice creates nothing the second time. Existing
+    topics are left as they are (changing partitions is an operator decision).
+    """
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="newswatch-setup")
+    try:
+        existing = set(admin.list_topics())
+        wanted = [
+            NewTopic(
+                name=settings.topic(spec.name),
+                num_partitions=spec.partitions or settings.partitions,
+                replication_factor=settings.replication_factor,
+                topic_configs=spec.config,
+            )
+            for spec in specs
+            if settings.topic(spec.name) not in existing
+        ]
+        created = []
+        for topic in wanted:
+            try:
+                admin.create_topics([topic])
+                created.append(topic.name)
+                logger.info("created topic %s (%d partitions)", topic.name, topic.num_partitions)
+            except TopicAlreadyExistsError:
+                # another setup replica won the race; that is fine
+                logger.info("topic %s already exists", topic.name)
+        return created
+    finally:
+        admin.close()

@@ -1,0 +1,130 @@
+"""One frozen settings object, read from ``NEWSWATCH_*`` environment variables.
+
+A typo in a variable name (``NEWSWATCH_KAFKA_BOOTSTRAP_SERVER``) or a value of
+the wrong type fails at start-up with a message naming the variable, rather
+than silently falling back to a default (quix-streams ``ApplicationConfig``,
+mediacloud/rss-fetcher ``config.py``).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PREFIX = "NEWSWATCH_"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEPLOY_DIR = REPO_ROOT / "deploy"
+
+
+class SettingsError(RuntimeError):
+    """Raised when the environment holds an unknown or invalid setting."""
+
+
+class Settings(BaseSettings):
+    """Every knob of every stage; each field is ``NEWSWATCH_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True, extra="forbid")
+
+    # Services
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    elasticsearch_url: str = "http://127.0.0.1:9200"
+    elasticsearch_username: str | None = None
+    elasticsearch_password: str | None = None
+    kibana_url: str = "http://127.0.0.1:5601"
+
+    # Topics (names are settings so a test run or a second deployment can share a broker)
+    topic_prefix: str = ""
+    partitions: int = Field(default=4, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+
+    # Data files
+    feeds: Path = DEPLOY_DIR / "feeds.yaml"
+    topics_dir: Path = DEPLOY_DIR / "topics"
+    subscriptions_dir: Path = DEPLOY_DIR / "subscriptions"
+    index_template: Path = DEPLOY_DIR / "elasticsearch" / "index-template.json"
+    index_alias: str = "news-stories"
+
+    # Stage runner
+    batch_size: int = Field(default=100, ge=1)
+    poll_timeout_ms: int = Field(default=1000, ge=10)
+    max_attempts: int = Field(default=3, ge=1)
+    retry_backoff_s: float = Field(default=0.5, ge=0)
+    retry_backoff_max_s: float = Field(default=10.0, ge=0)
+    metrics_port: int = Field(default=0, ge=0)  # 0 = no Prometheus endpoint
+    # A stage touches <ready_dir>/<stage> once it is consuming (make up, compose health checks)
+    ready_dir: Path | None = None
+
+    # Poller
+    poll_interval_s: float = Field(default=900, gt=0)
+    poll_min_interval_s: float = Field(default=300, gt=0)
+    poll_max_interval_s: float = Field(default=86400, gt=0)
+    poller_once: bool = False
+    poller_shard: str = Field(default="0/1", pattern=r"^\d+/[1-9]\d*$")  # "i/n": this replica's share
+    poller_concurrency: int = Field(default=200, ge=1)  # feeds in flight per poller process
+    poller_per_host: int = Field(default=2, ge=1)  # feeds in flight per host
+    poller_full_fetch_s: float = Field(default=86400, gt=0)  # ignore validators after this long
+    max_feed_bytes: int = Field(default=20_000_000, gt=0)
+
+    # Fetcher
+    user_agent: str = "newswatch/0.1 (+{contact})"
+    contact_url: str = "https://github.com/newswatch/newswatch"
+    connect_timeout_s: float = Field(default=10, gt=0)
+    read_timeout_s: float = Field(default=20, gt=0)
+    total_timeout_s: float = Field(default=60, gt=0)
+    max_page_bytes: int = Field(default=5_000_000, gt=0)
+    max_redirects: int = Field(default=5, ge=0)
+    fetch_concurrency: int = Field(default=8, ge=1)
+    per_host_delay_s: float = Field(default=1.0, ge=0)
+    respect_robots: bool = True
+    allow_private_networks: bool = False
+
+    # Shared corpora for tests and benchmarks (absent in a user's clone)
+    shared_dir: Path = REPO_ROOT.parent / "shared"
+
+    @property
+    def http_user_agent(self) -> str:
+        return self.user_agent.format(contact=self.contact_url)
+
+    def topic(self, name: str) -> str:
+        """The broker-side name of a logical topic such as ``news.entries``."""
+        return f"{self.topic_prefix}{name}"
+
+
+def _check_unknown(environ: dict[str, str]) -> None:
+    known = {PREFIX + name.upper() for name in Settings.model_fields}
+    unknown = sorted(k for k in environ if k.startswith(PREFIX) and k not in known)
+    if unknown:
+        raise SettingsError(
+            f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Build settings from ``environ`` (default ``os.environ``); fail fast on any mistake."""
+    env = dict(os.environ if environ is None else environ)
+    _check_unknown(env)
+    values = {
+        name: env[PREFIX + name.upper()]
+        for name in Settings.model_fields
+        if PREFIX + name.upper() in env
+    }
+    try:
+        # Values are passed explicitly so that a test can pass its own mapping;
+        # the env source would otherwise read os.environ as well.
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{PREFIX}{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise SettingsError(f"invalid settings: {problems}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()

@@ -1,0 +1,13 @@
+"""Commands of the processors package, registered on the ``newswatch`` group."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+COMMANDS: list[click.Command] = []
+
+# enrich (processors.cli_enrich), search (processors.cli_search), alerts (processors.cli_alerts)
+for _name in ("processors.cli_enrich", "processors.cli_search", "processors.cli_alerts"):
+    COMMANDS.extend(importlib.import_module(_name).COMMANDS)

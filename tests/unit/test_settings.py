@@ -1,0 +1,54 @@
+from pathlib import Path
+
+import pytest
+
+from pipeline.settings import Settings, SettingsError, load_settings
+
+
+def test_defaults_when_environment_is_empty() -> None:
+    settings = load_settings({})
+    assert settings.kafka_bootstrap == "127.0.0.1:9092"
+    assert settings.allow_private_networks is False
+    assert settings.topic("news.entries") == "news.entries"
+
+
+def test_values_are_read_and_typed() -> None:
+    settings = load_settings(
+        {
+            "NEWSWATCH_PARTITIONS": "12",
+            "NEWSWATCH_ALLOW_PRIVATE_NETWORKS": "true",
+            "NEWSWATCH_FEEDS": "/tmp/feeds.yaml",
+            "NEWSWATCH_TOPIC_PREFIX": "staging.",
+        }
+    )
+    assert settings.partitions == 12
+    assert settings.allow_private_networks is True
+    assert settings.feeds == Path("/tmp/feeds.yaml")
+    assert settings.topic("news.dlq") == "staging.news.dlq"
+
+
+def test_unknown_variable_fails_fast_naming_it() -> None:
+    with pytest.raises(SettingsError, match="NEWSWATCH_PARTITON"):
+        load_settings({"NEWSWATCH_PARTITON": "3"})
+
+
+def test_invalid_value_names_the_variable() -> None:
+    with pytest.raises(SettingsError, match="NEWSWATCH_PARTITIONS"):
+        load_settings({"NEWSWATCH_PARTITIONS": "many"})
+    with pytest.raises(SettingsError, match="NEWSWATCH_BATCH_SIZE"):
+        load_settings({"NEWSWATCH_BATCH_SIZE": "0"})
+
+
+def test_other_variables_are_ignored() -> None:
+    assert load_settings({"PATH": "/bin", "NEWSWATCHER": "x"}).partitions == Settings().partitions
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings({})
+    with pytest.raises(Exception, match="frozen"):
+        settings.partitions = 3  # type: ignore[misc]
+
+
+def test_user_agent_names_the_contact_url() -> None:
+    settings = load_settings({"NEWSWATCH_CONTACT_URL": "https://example.org/bot"})
+    assert "https://example.org/bot" in settings.http_user_agent
