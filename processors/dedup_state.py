@@ -1,0 +1,108 @@
+"""Keeping the near-duplicate window right across restarts and replicas.
+
+The window lives in the enricher's memory, so a restart would forget it and
+two replicas would each see only their own partitions. Instead of a second
+store, the window is fed from the stage's own output: ``news.enriched``
+already holds every story with its ``cluster_id`` and text.
+
+* At start-up the last ``window`` stories of ``news.enriched`` are read back
+  (synchronously, before the first input is processed), so a restarted
+  enricher keeps assigning the clusters it assigned before.
+* Then a daemon thread keeps tailing ``news.enriched``, so each replica learns
+  the stories the other replicas clustered (within a poll interval).
+
+Two copies processed by two replicas in the same second can still start two
+clusters; that window is small and the indexer keeps both, each with its id.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from kafka import KafkaConsumer, TopicPartition
+
+from pipeline.errors import PermanentError
+from pipeline.kafka_io import ENRICHED
+from pipeline.settings import Settings
+from pipeline.story import Story
+from processors.dedup import NearDuplicateIndex
+
+logger = logging.getLogger(__name__)
+
+
+def _consumer(settings: Settings) -> KafkaConsumer:
+    # No group: every replica reads every partition and commits nothing.
+    return KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        client_id="newswatch-enricher-window",
+    )
+
+
+def _learn(index: NearDuplicateIndex, raw: bytes | None) -> bool:
+    try:
+        story = Story.from_bytes(raw)
+    except PermanentError:
+        return False
+    if story.enrichment is None or not story.enrichment.cluster_id:
+        return False
+    text = story.text or (story.feed.summary if story.feed and story.feed.summary else "")
+    index.remember(story.id, story.enrichment.cluster_id, text or story.title or "")
+    return True
+
+
+def warm_up(settings: Settings, index: NearDuplicateIndex, consumer: KafkaConsumer | None = None,
+            window: int | None = None) -> tuple[KafkaConsumer, int]:
+    """Read back the newest ``window`` stories of news.enriched; returns the consumer and count."""
+    topic = settings.topic(ENRICHED)
+    consumer = consumer or _consumer(settings)
+    partitions = consumer.partitions_for_topic(topic) or set()
+    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+    consumer.assign(tps)
+    if not tps:
+        return consumer, 0
+    ends = consumer.end_offsets(tps)
+    begins = consumer.beginning_offsets(tps)
+    per_partition = max(1, (window or index.capacity) // len(tps))
+    for tp in tps:
+        consumer.seek(tp, max(begins[tp], ends[tp] - per_partition))
+    learned = 0
+    remaining = {tp for tp in tps if consumer.position(tp) < ends[tp]}
+    empty_polls = 0
+    # a partition whose end is made of control records never yields them: give up after a while
+    while remaining and empty_polls < 10:
+        polled = consumer.poll(timeout_ms=1000, max_records=1000)
+        if not polled:
+            empty_polls += 1
+            remaining = {tp for tp in remaining if consumer.position(tp) < ends[tp]}
+            continue
+        empty_polls = 0
+        for tp, records in polled.items():
+            for record in records:
+                learned += _learn(index, record.value)
+            if consumer.position(tp) >= ends[tp]:
+                remaining.discard(tp)
+    logger.info("dedup window: read back %d stories from %s", learned, topic)
+    return consumer, learned
+
+
+def start_window_sync(settings: Settings, index: NearDuplicateIndex) -> threading.Event:
+    """Warm the window, then follow news.enriched in a daemon thread; set the event to stop."""
+    consumer, _ = warm_up(settings, index)
+    stop = threading.Event()
+
+    def follow() -> None:
+        try:
+            while not stop.is_set():
+                for records in consumer.poll(timeout_ms=1000).values():
+                    for record in records:
+                        _learn(index, record.value)
+        except Exception:  # the stage keeps running; it only loses cross-replica updates
+            logger.exception("dedup window: following %s stopped", settings.topic(ENRICHED))
+        finally:
+            consumer.close()
+
+    threading.Thread(target=follow, name="dedup-window", daemon=True).start()
+    return stop

@@ -1,0 +1,274 @@
+"""Topic definitions (YAML) and the phrase matcher they compile into.
+
+A topic file follows the shape Europe Media Monitor uses for its categories::
+
+    name: foreign-fighters
+    threshold: 10            # tag when the summed weights reach this
+    title_weight: 1.5        # a match in the headline counts this many times
+    max_per_rule: 3          # occurrences of one rule that count (no keyword stuffing)
+    require_any: [serving]   # optional: at least one of these groups must fire
+    classes:                 # named word lists, used in patterns as @name
+      foreign: {from: demonyms, except: [RU, UA]}
+      combatant: [fighter*, mercenar*]
+    exclude: [firefighter*, fighter jet*]   # masked before matching
+    terms: {"foreign fighter*": 10, "@foreign @combatant": 6, "prisoner swap*": -8}
+    groups:
+      - name: serving
+        weight: 8
+        within: 12           # words; "sentence" = anywhere in the same sentence
+        all: [["@foreign"], ["fight* for", "enlist*"]]
+
+A pattern is a space-separated word sequence; ``word*`` matches any word that
+starts with ``word``; ``@class`` matches any entry of a class (entries may be
+several words). Matching is case-insensitive on the tokens of
+``processors.text``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from processors.text import Token, normalise_word
+
+MAX_EXPANSION = 50_000  # patterns one rule may expand into through classes
+MAX_CACHED_WORDS = 200_000  # bounded memory for the per-word candidate cache
+
+
+class TopicDefinitionError(ValueError):
+    """A topic file is malformed; the message names the file and the problem."""
+
+
+@dataclass(frozen=True, slots=True)
+class WordTest:
+    text: str
+    prefix: bool
+
+    def ok(self, word: str) -> bool:
+        return word.startswith(self.text) if self.prefix else word == self.text
+
+
+Pattern = tuple[WordTest, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One pattern occurrence: which rule, and its token range [start, end)."""
+
+    key: str
+    start: int
+    end: int
+
+
+class PhraseMatcher:
+    """Finds every occurrence of many word patterns in one pass over the tokens.
+
+    Patterns are bucketed by their first word (exact words in a dict, prefixes by
+    their first three letters) so each token is tested against a handful of
+    candidates rather than every pattern.
+    """
+
+    def __init__(self, patterns: Iterable[tuple[str, Pattern]]) -> None:
+        self._exact: dict[str, list[tuple[str, Pattern]]] = {}
+        self._prefix: dict[str, list[tuple[str, Pattern]]] = {}
+        for key, pattern in patterns:
+            first = pattern[0]
+            if first.prefix:
+                self._prefix.setdefault(first.text[:3], []).append((key, pattern))
+            else:
+                self._exact.setdefault(first.text, []).append((key, pattern))
+        # News vocabulary repeats: the patterns a word can start are worked out once per word.
+        self._starts: dict[str, list[tuple[str, Pattern]]] = {}
+
+    def _candidates(self, word: str) -> list[tuple[str, Pattern]]:
+        found = self._starts.get(word)
+        if found is None:
+            found = list(self._exact.get(word, ()))
+            for length in (1, 2, 3):
+                if len(word) >= length:
+                    found.extend(p for p in self._prefix.get(word[:length], ()) if p[1][0].ok(word))
+            if len(self._starts) >= MAX_CACHED_WORDS:
+                self._starts.clear()
+            self._starts[word] = found
+        return found
+
+    def find(self, tokens: list[Token]) -> list[Hit]:
+        hits: list[Hit] = []
+        seen: set[tuple[str, int, int]] = set()
+        n = len(tokens)
+        for i, tok in enumerate(tokens):
+            for key, pattern in self._candidates(tok.norm):
+                end = i + len(pattern)
+                if end > n:
+                    continue
+                rest_ok = all(test.ok(tokens[i + k].norm) for k, test in enumerate(pattern[1:], 1))
+                if rest_ok and (key, i, end) not in seen:
+                    seen.add((key, i, end))
+                    hits.append(Hit(key, i, end))
+        return hits
+
+
+@dataclass
+class Group:
+    """Words from every list must occur within ``within`` words (or one sentence)."""
+
+    name: str
+    weight: float
+    within: int | None  # None: the same sentence
+    lists: list[list[Pattern]]
+
+
+@dataclass
+class TopicDefinition:
+    name: str
+    threshold: float
+    title: str = ""
+    description: str = ""
+    languages: list[str] = field(default_factory=list)
+    title_weight: float = 1.0
+    max_per_rule: int = 3
+    require_any: list[str] = field(default_factory=list)
+    exclude: list[Pattern] = field(default_factory=list)
+    terms: dict[str, tuple[float, list[Pattern]]] = field(default_factory=dict)
+    groups: list[Group] = field(default_factory=list)
+    source: str = ""
+
+
+def _word_test(word: str) -> WordTest:
+    if word.endswith("*"):
+        stem = normalise_word(word[:-1])
+        if len(stem) < 2:
+            raise ValueError(f"prefix {word!r} is too short (two letters at least)")
+        return WordTest(stem, True)
+    return WordTest(normalise_word(word), False)
+
+
+def compile_pattern(text: str, classes: Mapping[str, list[Pattern]]) -> list[Pattern]:
+    """Expand one pattern string (with ``@class`` references) into word-test tuples."""
+    slots: list[list[Pattern]] = []
+    for word in str(text).split():
+        if word.startswith("@"):
+            if word[1:] not in classes:
+                raise ValueError(f"unknown class {word!r} in {text!r}")
+            slots.append(classes[word[1:]])
+        else:
+            slots.append([(_word_test(word),)])
+    if not slots:
+        raise ValueError("empty pattern")
+    size = 1
+    for slot in slots:
+        size *= len(slot)
+    if size > MAX_EXPANSION:
+        raise ValueError(f"pattern {text!r} expands into {size} phrases (max {MAX_EXPANSION})")
+    return [tuple(itertools.chain.from_iterable(combo)) for combo in itertools.product(*slots)]
+
+
+def _as_list(value: Any, what: str) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{what} must be a list of strings")
+    return value
+
+
+def _build_classes(raw: Any, demonyms: Mapping[str, str]) -> dict[str, list[Pattern]]:
+    classes: dict[str, list[Pattern]] = {}
+    for name, spec in (raw or {}).items():
+        if isinstance(spec, dict):
+            if spec.get("from") != "demonyms":
+                raise ValueError(f"class {name!r}: only 'from: demonyms' is known")
+            excluded = {c.upper() for c in _as_list(spec.get("except", []), "except")}
+            words = [d for d, cc in demonyms.items() if cc not in excluded]
+            if spec.get("forms") == "plural":
+                # "Colombians" names people; the adjective "Colombian" may qualify anything
+                words = [w for w in words if w.endswith("s") and w[:-1] in demonyms]
+            words += _as_list(spec.get("add", []), "add")
+        else:
+            words = _as_list(spec, f"class {name!r}")
+        # classes may use earlier classes
+        classes[name] = [p for w in words for p in compile_pattern(w, classes)]
+    return classes
+
+
+def parse_topic(data: Any, source: str, demonyms: Mapping[str, str]) -> TopicDefinition:
+    """Validate and compile one topic definition (already parsed from YAML)."""
+    try:
+        if not isinstance(data, dict):
+            raise ValueError("the file must hold a mapping")
+        unknown = set(data) - {
+            "name", "title", "description", "languages", "threshold", "title_weight",
+            "max_per_rule", "require_any", "classes", "exclude", "terms", "groups",
+        }
+        if unknown:
+            raise ValueError(f"unknown keys {sorted(unknown)}")
+        if not data.get("name") or "threshold" not in data:
+            raise ValueError("'name' and 'threshold' are required")
+        classes = _build_classes(data.get("classes"), demonyms)
+        topic = TopicDefinition(
+            name=str(data["name"]),
+            threshold=float(data["threshold"]),
+            title=str(data.get("title", "")),
+            description=str(data.get("description", "")).strip(),
+            languages=_as_list(data.get("languages", []), "languages"),
+            title_weight=float(data.get("title_weight", 1.0)),
+            max_per_rule=int(data.get("max_per_rule", 3)),
+            require_any=_as_list(data.get("require_any", []), "require_any"),
+            source=source,
+        )
+        if topic.threshold <= 0:
+            raise ValueError("threshold must be positive")
+        for text in _as_list(data.get("exclude", []), "exclude"):
+            topic.exclude.extend(compile_pattern(text, classes))
+        for text, weight in (data.get("terms") or {}).items():
+            topic.terms[str(text)] = (float(weight), compile_pattern(str(text), classes))
+        for i, raw in enumerate(data.get("groups") or []):
+            within = raw.get("within", 10)
+            lists = raw.get("all")
+            if not isinstance(lists, list) or len(lists) < 2:
+                raise ValueError(f"group {i}: 'all' needs two or more lists of patterns")
+            topic.groups.append(
+                Group(
+                    name=str(raw.get("name", f"group-{i}")),
+                    weight=float(raw.get("weight", 1.0)),
+                    within=None if within == "sentence" else int(within),
+                    lists=[
+                        [p for text in _as_list(lst, f"group {i} list")
+                         for p in compile_pattern(text, classes)]
+                        for lst in lists
+                    ],
+                )
+            )
+        names = {g.name for g in topic.groups}
+        missing = [n for n in topic.require_any if n not in names]
+        if missing:
+            raise ValueError(f"require_any names unknown groups {missing}")
+        if not topic.terms and not topic.groups:
+            raise ValueError("a topic needs terms or groups")
+        return topic
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise TopicDefinitionError(f"{source}: {exc}") from None
+
+
+def load_topics(directory: Path, demonyms: Mapping[str, str]) -> list[TopicDefinition]:
+    """Every ``*.yaml`` topic in ``directory`` (files starting with ``_`` are skipped)."""
+    if not directory.is_dir():
+        raise TopicDefinitionError(f"{directory}: topics directory not found")
+    topics = []
+    for path in sorted(directory.glob("*.y*ml")):
+        if path.name.startswith("_"):
+            continue
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise TopicDefinitionError(f"{path}: invalid YAML: {exc}") from None
+        topics.append(parse_topic(data, str(path), demonyms))
+    names = [t.name for t in topics]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise TopicDefinitionError(f"{directory}: duplicate topic names {sorted(dupes)}")
+    return topics

@@ -1,0 +1,124 @@
+"""The topic engine on small hand-made definitions: every rule kind, evidence, errors."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from processors.gazetteer import demonym_forms
+from processors.topic_rules import TopicDefinitionError, load_topics, parse_topic
+from processors.topics import TopicEngine
+
+DEMONYMS = {"Colombian": "CO", "Colombians": "CO", "Russian": "RU"}
+
+
+def engine(**definition: object) -> TopicEngine:
+    data = {"name": "t", "threshold": 10, **definition}
+    return TopicEngine([parse_topic(data, "test.yaml", DEMONYMS)])
+
+
+def test_weighted_terms_add_up_to_the_threshold() -> None:
+    eng = engine(terms={"mercenar*": 5, "recruited": 5})
+    assert eng.classify(None, "A mercenary was recruited.") != []
+    assert eng.classify(None, "A mercenary was seen.") == []  # 5 < 10
+    assert eng.explain(None, "Mercenaries and more mercenaries.")["t"] == 10  # prefix, counted twice
+
+
+def test_max_per_rule_caps_a_repeated_word() -> None:
+    eng = engine(terms={"war": 4}, max_per_rule=2)
+    assert eng.explain(None, "war war war war war")["t"] == 8
+
+
+def test_title_weight_multiplies_headline_matches() -> None:
+    eng = engine(terms={"mercenary": 8}, title_weight=1.5)
+    assert eng.explain("Mercenary held", "Nothing here.")["t"] == 12
+    assert eng.explain(None, "Mercenary held.")["t"] == 8
+
+
+def test_proximity_group_needs_both_lists_within_the_distance() -> None:
+    eng = engine(groups=[{"name": "g", "weight": 10, "within": 3,
+                          "all": [["@nat nationals"], ["fight* for"]]}],
+                 classes={"nat": {"from": "demonyms", "except": ["RU"]}})
+    assert eng.classify(None, "Colombian nationals were fighting for the army.")
+    # too far apart: five words in between
+    assert not eng.classify(None, "Colombian nationals one two three four five fighting for it.")
+    # the excluded demonym does not count
+    assert not eng.classify(None, "Russian nationals were fighting for the army.")
+
+
+def test_sentence_groups_do_not_cross_sentences() -> None:
+    eng = engine(groups=[{"name": "g", "weight": 10, "within": "sentence",
+                          "all": [["volunteers"], ["front"]]}])
+    assert eng.classify(None, "Volunteers went to the front line.")
+    assert not eng.classify(None, "Volunteers arrived. The front line moved.")
+
+
+def test_exclusions_mask_their_words_and_negative_weights_subtract() -> None:
+    eng = engine(terms={"fighter*": 10, "ufc": -10}, exclude=["fighter jet*", "fire fighter*"])
+    assert eng.classify(None, "A fighter was captured.")
+    assert not eng.classify(None, "A fighter jet was delivered.")
+    assert not eng.classify(None, "Fire fighters were sent abroad.")
+    assert not eng.classify(None, "The fighter won his UFC bout.")
+
+
+def test_plural_demonym_class() -> None:
+    eng = engine(classes={"people": {"from": "demonyms", "forms": "plural"}},
+                 terms={"@people": 10})
+    assert eng.classify(None, "Two Colombians were held.")
+    assert not eng.classify(None, "A Colombian ship was held.")
+
+
+def test_require_any_needs_a_group_to_fire() -> None:
+    eng = engine(terms={"mercenary": 10}, require_any=["g"],
+                 groups=[{"name": "g", "weight": 1, "within": 5, "all": [["mercenary"], ["paid"]]}])
+    assert not eng.classify(None, "A mercenary.")
+    assert eng.classify(None, "A mercenary was paid.")
+
+
+def test_tag_carries_relative_score_and_sentence_evidence() -> None:
+    eng = engine(terms={"mercenar*": 6, "recruit*": 6})
+    text = "Officials met on Monday. Mercenaries were recruited online. The weather was fine."
+    [tag] = eng.classify(None, text)
+    assert tag.name == "t"
+    assert tag.score == 1.2
+    assert tag.evidence[0].text == "Mercenaries were recruited online."
+    assert tag.evidence[0].start == text.index("Mercenaries")
+    assert set(tag.evidence[0].matched) == {"Mercenaries", "recruited"}
+    [headline] = eng.classify("Mercenaries recruited", "Nothing.")
+    assert headline.evidence[0].start is None  # the passage is the headline
+
+
+@pytest.mark.parametrize(
+    ("definition", "message"),
+    [
+        ({"threshold": 1, "terms": {"a": 1}}, "'name' and 'threshold' are required"),
+        ({"name": "x", "threshold": 1}, "needs terms or groups"),
+        ({"name": "x", "threshold": 1, "terms": {"@nope": 1}}, "unknown class"),
+        ({"name": "x", "threshold": 1, "terms": {"a*": 1}}, "too short"),
+        ({"name": "x", "threshold": 1, "terms": {"a": 1}, "colour": 1}, "unknown keys"),
+        ({"name": "x", "threshold": 1, "groups": [{"all": [["a"]]}]}, "two or more lists"),
+        ({"name": "x", "threshold": 1, "terms": {"a": 1}, "require_any": ["g"]}, "unknown groups"),
+    ],
+)
+def test_malformed_definitions_fail_with_the_file_name(definition: dict, message: str) -> None:
+    with pytest.raises(TopicDefinitionError, match=message) as info:
+        parse_topic(definition, "bad.yaml", DEMONYMS)
+    assert str(info.value).startswith("bad.yaml: ")
+
+
+def test_adding_a_topic_is_adding_a_file(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump({"name": "a", "threshold": 1, "terms": {"x": 1}}))
+    (tmp_path / "_notes.yaml").write_text("not: a topic")
+    assert [t.name for t in load_topics(tmp_path, DEMONYMS)] == ["a"]
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump({"name": "a", "threshold": 1, "terms": {"y": 1}}))
+    with pytest.raises(TopicDefinitionError, match="duplicate topic names"):
+        load_topics(tmp_path, DEMONYMS)
+    (tmp_path / "b.yaml").write_text("name: [unclosed")
+    with pytest.raises(TopicDefinitionError, match="invalid YAML"):
+        load_topics(tmp_path, DEMONYMS)
+
+
+def test_shipped_topics_load() -> None:
+    root = Path(__file__).resolve().parents[2] / "deploy" / "topics"
+    topics = load_topics(root, demonym_forms())
+    assert "foreign-fighters" in [t.name for t in topics]
