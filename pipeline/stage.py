@@ -248,7 +248,10 @@ class StageRunner:
                     mark_ready(self.settings, self.name)
                 records = [r for tp in sorted(polled, key=lambda t: t.partition) for r in polled[tp]]
                 if not records:
-                    idle += 1
+                    # An empty poll before the group has assigned partitions says nothing
+                    # about whether the topic is drained.
+                    if self.consumer.assignment():
+                        idle += 1
                     if idle_exit_after is not None and idle >= idle_exit_after:
                         break
                     continue

@@ -12,8 +12,8 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 import httpx
@@ -102,7 +102,9 @@ def news_site(site: LocalSite) -> LocalSite:
 
 
 @pytest.fixture
-def pipeline_settings(make_settings: Callable[..., Settings], news_site: LocalSite, tmp_path: Path) -> Settings:
+def pipeline_settings(
+    make_settings: Callable[..., Settings], news_site: LocalSite, tmp_path: Path
+) -> Settings:
     feeds = tmp_path / "feeds.yaml"
     feeds.write_text(f"feeds:\n  - url: {news_site.url('/feeds/world.xml')}\n    name: Meridian Herald\n")
     settings = make_settings(create_topics=False, feeds=feeds, poller_once=True)
@@ -185,7 +187,7 @@ def test_a_story_travels_from_feed_to_search_and_alert(
     by_url = {doc["url"]: doc for doc in docs}
     assert set(by_url) == {news_site.url(path) for path in ARTICLES}, "tracking parameters stripped"
 
-    for path, (title, body_file, _author) in ARTICLES.items():
+    for path, (_title, body_file, _author) in ARTICLES.items():
         doc = by_url[news_site.url(path)]
         assert doc["_id"] == Story.from_link(news_site.url(path)).id
         text = _text_of(doc)

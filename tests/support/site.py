@@ -32,6 +32,7 @@ class SeenRequest:
     path: str
     headers: dict[str, str]
     at: float
+    body: bytes = b""  # request body (POST), e.g. a webhook delivery
 
 
 Handler = Callable[[SeenRequest], Response]
@@ -51,7 +52,9 @@ class LocalSite:
                 pass
 
             def _serve(self, with_body: bool) -> None:
-                seen = SeenRequest(self.command, self.path, dict(self.headers), time.time())
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                seen = SeenRequest(self.command, self.path, dict(self.headers), time.time(), body)
                 with site._lock:
                     site.requests.append(seen)
                 handler = site.routes.get(self.path) or site.routes.get(self.path.split("?")[0])
@@ -74,6 +77,9 @@ class LocalSite:
 
             def do_HEAD(self) -> None:
                 self._serve(False)
+
+            def do_POST(self) -> None:
+                self._serve(True)
 
         self.server = ThreadingHTTPServer((host, 0), _Handler)
         self.server.daemon_threads = True

@@ -1,0 +1,266 @@
+"""The alerter stage: evaluate every subscription against every enriched story.
+
+An alert is JSON on Kafka topic ``alerts.<subscription>``. One alert per story
+cluster per subscription: the first matching story of a cluster publishes an
+``"event": "new"`` alert keyed by its story id; each later copy (another
+outlet, same cluster) publishes an ``"event": "update"`` with the SAME key, a
+larger ``cluster_size`` and the copy under ``latest``. A consumer that wants
+one message per cluster reads only ``new`` events, or keeps the last message
+per key. A redelivered story that is already part of an alert publishes
+nothing.
+
+The alert topics are the alerter's memory: at start it reads them from the
+beginning, and before each batch it reads what any replica has added since,
+so a restart (or a second replica) does not alert a cluster twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from pipeline.errors import PermanentError, TransientError
+from pipeline.kafka_io import ENRICHED, TopicSpec, ensure_topics
+from pipeline.settings import Settings
+from pipeline.stage import run_stage
+from pipeline.story import Story, TopicTag
+from processors.subscriptions import Subscription, Webhook, load_subscriptions
+
+logger = logging.getLogger(__name__)
+
+KIBANA_DATA_VIEW_ID = "newswatch-stories"
+MAX_LISTED_COPIES = 50  # story ids listed in an alert; cluster_size keeps counting
+CATCH_UP_TIMEOUT_S = 60.0
+
+
+def kibana_link(kibana_url: str, story_id: str) -> str:
+    """A Discover URL showing exactly this story (rison state, as Kibana writes it)."""
+    app = (
+        f"(dataSource:(dataViewId:{KIBANA_DATA_VIEW_ID},type:dataView),"
+        f"query:(language:kuery,query:'id:\"{story_id}\"'))"
+    )
+    state = f"_g=(time:(from:now-5y,to:now))&_a={quote(app, safe=':(),')}"
+    return f"{kibana_url.rstrip('/')}/app/discover#/?{state}"
+
+
+def _tag_json(tag: TopicTag) -> dict[str, Any]:
+    return {
+        "name": tag.name,
+        "score": tag.score,
+        "evidence": [e.model_dump(exclude_none=True) for e in tag.evidence],
+    }
+
+
+def _copy(story: Story) -> dict[str, Any]:
+    published = story.published_at
+    return {
+        "story_id": story.id, "title": story.title, "url": story.url, "source": story.source,
+        "published_at": published.isoformat() if published else None,
+    }
+
+
+def new_alert(sub: Subscription, story: Story, tags: list[TopicTag], kibana_url: str,
+              cluster_id: str) -> dict[str, Any]:
+    """The first alert of a cluster for ``sub``."""
+    return {
+        "event": "new",
+        "subscription": sub.name,
+        **_copy(story),
+        "topics": [_tag_json(t) for t in tags],
+        "cluster_id": cluster_id,
+        "cluster_size": 1,
+        "cluster_story_ids": [story.id],
+        "kibana_url": kibana_link(kibana_url, story.id),
+        "alerted_at": datetime.now(UTC).isoformat(),
+    }
+
+
+def update_alert(previous: dict[str, Any], story: Story, tags: list[TopicTag]) -> dict[str, Any]:
+    """The cluster's alert annotated with one more copy (same key as the first alert)."""
+    alert = dict(previous)
+    alert["event"] = "update"
+    alert["cluster_size"] = int(previous.get("cluster_size", 1)) + 1
+    alert["cluster_story_ids"] = [*previous.get("cluster_story_ids", []), story.id][
+        :MAX_LISTED_COPIES
+    ]
+    alert["latest"] = {**_copy(story), "topics": [_tag_json(t) for t in tags]}
+    alert["alerted_at"] = datetime.now(UTC).isoformat()
+    return alert
+
+
+@dataclass
+class ClusterState:
+    alert: dict[str, Any]
+    story_ids: set[str] = field(default_factory=set)
+
+
+class AlertState:
+    """(subscription, cluster id) -> the latest alert, rebuilt from the alert topics."""
+
+    def __init__(self) -> None:
+        self.clusters: dict[tuple[str, str], ClusterState] = {}
+
+    def get(self, sub: str, cluster_id: str) -> ClusterState | None:
+        return self.clusters.get((sub, cluster_id))
+
+    def record(self, alert: dict[str, Any]) -> None:
+        """Remember an alert (one we produced, or one read back from a topic)."""
+        key = (str(alert.get("subscription")), str(alert.get("cluster_id")))
+        state = self.clusters.setdefault(key, ClusterState(alert))
+        state.alert = alert
+        state.story_ids.add(str(alert.get("story_id")))
+        latest = alert.get("latest") or {}
+        if latest.get("story_id"):
+            state.story_ids.add(str(latest["story_id"]))
+
+
+class AlertTopicReader:
+    """Reads the alert topics (from the beginning, then incrementally) into an AlertState."""
+
+    def __init__(self, consumer: KafkaConsumer, topics: list[str], state: AlertState) -> None:
+        self.consumer = consumer
+        self.state = state
+        partitions: list[TopicPartition] = []
+        for topic in topics:
+            for p in sorted(consumer.partitions_for_topic(topic) or {0}):
+                partitions.append(TopicPartition(topic, p))
+        self.partitions = partitions
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+
+    def catch_up(self) -> int:
+        """Read every alert published so far; returns how many were read."""
+        end = self.consumer.end_offsets(self.partitions)
+        deadline = time.monotonic() + CATCH_UP_TIMEOUT_S
+        read = 0
+        while any(self.consumer.position(tp) < end[tp] for tp in self.partitions):
+            if time.monotonic() > deadline:
+                raise TransientError("timed out reading the alert topics")
+            for records in self.consumer.poll(timeout_ms=500).values():
+                for record in records:
+                    try:
+                        self.state.record(json.loads(record.value))
+                        read += 1
+                    except (ValueError, TypeError):
+                        logger.warning("alerter: unreadable alert at %s:%s offset %s",
+                                       record.topic, record.partition, record.offset)
+        return read
+
+
+def post_webhook(webhook: Webhook, alert: dict[str, Any], settings: Settings) -> None:
+    """POST the alert, retrying connection errors, 429 and 5xx with backoff."""
+    for attempt in Retrying(
+        stop=stop_after_attempt(settings.max_attempts),
+        wait=wait_exponential_jitter(initial=settings.retry_backoff_s,
+                                     max=settings.retry_backoff_max_s),
+        retry=retry_if_exception_type((TransientError, httpx.TransportError)),
+        reraise=True,
+    ):
+        with attempt:
+            response = httpx.post(webhook.url, json=alert, headers=webhook.headers,
+                                  timeout=webhook.timeout_s)
+            if response.status_code == 429 or response.status_code >= 500:
+                raise TransientError(f"webhook {webhook.url} answered {response.status_code}")
+            if response.status_code >= 400:
+                raise PermanentError(f"webhook {webhook.url} answered {response.status_code}")
+
+
+class AlertSink:
+    """Matches each forwarded story against the subscriptions; publishes alerts at flush."""
+
+    def __init__(self, settings: Settings, subscriptions: list[Subscription],
+                 producer: KafkaProducer, reader: AlertTopicReader) -> None:
+        self.settings = settings
+        self.subscriptions = subscriptions
+        self.producer = producer
+        self.reader = reader
+        self._pending: list[tuple[Story, ConsumerRecord]] = []
+
+    def emit(self, story: Story, record: ConsumerRecord) -> None:
+        self._pending.append((story, record))
+
+    def _alerts_for(self, story: Story) -> list[tuple[Subscription, dict[str, Any]]]:
+        out = []
+        state = self.reader.state
+        for sub in self.subscriptions:
+            tags = sub.match(story)
+            if tags is None:
+                continue
+            cluster_id = (story.enrichment.cluster_id if story.enrichment else None) or story.id
+            known = state.get(sub.name, cluster_id)
+            if known is None:
+                alert = new_alert(sub, story, tags, self.settings.kibana_url, cluster_id)
+            elif story.id in known.story_ids:
+                continue  # redelivered: this copy is already part of the alert
+            else:
+                alert = update_alert(known.alert, story, tags)
+            state.record(alert)
+            out.append((sub, alert))
+        return out
+
+    def flush(self) -> list[tuple[ConsumerRecord, Exception]]:
+        """Publish the batch's alerts (and webhooks); webhook failures are dead-lettered."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return []
+        self.reader.catch_up()  # what other replicas (or our previous life) published
+        futures = []
+        hooks: list[tuple[ConsumerRecord, Webhook, dict[str, Any]]] = []
+        for story, record in pending:
+            for sub, alert in self._alerts_for(story):
+                topic = self.settings.topic(sub.alert_topic)
+                value = json.dumps(alert, ensure_ascii=False).encode("utf-8")
+                futures.append(self.producer.send(topic, key=alert["story_id"].encode(),
+                                                  value=value))
+                logger.info("alerter: %s alert for cluster %s (%s) on %s", alert["event"],
+                            alert["cluster_id"], story.id, topic)
+                if sub.output.webhook is not None:
+                    hooks.append((record, sub.output.webhook, alert))
+        self.producer.flush()
+        for future in futures:
+            future.get(timeout=30)  # a Kafka failure raises: nothing committed, batch redone
+        failures: list[tuple[ConsumerRecord, Exception]] = []
+        for record, webhook, alert in hooks:
+            try:
+                post_webhook(webhook, alert, self.settings)
+            except (PermanentError, TransientError, httpx.HTTPError) as exc:
+                # The Kafka alert stands; the dead letter records the missed delivery.
+                failures.append((record, PermanentError(f"webhook delivery failed: {exc}")))
+        return failures
+
+
+def _identity(story: Story) -> Story:
+    return story
+
+
+def make_reader(settings: Settings, subscriptions: list[Subscription]) -> AlertTopicReader:
+    """A group-less consumer over every alert topic, positioned at the beginning."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
+                             client_id="newswatch-alerter-state")
+    topics = [settings.topic(s.alert_topic) for s in subscriptions]
+    reader = AlertTopicReader(consumer, topics, AlertState())
+    logger.info("alerter: %d earlier alerts read from %d topics", reader.catch_up(), len(topics))
+    return reader
+
+
+def run(settings: Settings) -> None:
+    """Run the alerter until SIGTERM: news.enriched -> alerts.<subscription>."""
+    subscriptions = load_subscriptions(settings.subscriptions_dir)
+    ensure_topics(settings, [TopicSpec(s.alert_topic, partitions=1) for s in subscriptions])
+    reader = make_reader(settings, subscriptions)
+    try:
+        run_stage("alerter", _identity, ENRICHED,
+                  lambda producer: AlertSink(settings, subscriptions, producer, reader), settings)
+    finally:
+        reader.consumer.close()
+

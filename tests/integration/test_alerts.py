@@ -1,0 +1,137 @@
+"""The alerter on the real broker: matching, one alert per cluster, webhooks, read by kcat."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.kafka_io import DLQ, ENRICHED, TopicSpec, ensure_topics, make_consumer, make_producer
+from pipeline.settings import Settings
+from pipeline.stage import StageRunner
+from pipeline.story import Story
+from processors.alerter import AlertSink, make_reader
+from processors.subscriptions import load_subscriptions
+from tests.support.kafka import headers_of, produce, read_topic
+from tests.support.site import LocalSite, Response, SeenRequest
+from tests.unit.test_es_document import make_story
+
+pytestmark = pytest.mark.integration
+
+
+def _kcat(settings: Settings, topic: str) -> list[dict[str, Any]]:
+    """Every message of ``topic`` read by an independent client (kcat), as JSON envelopes."""
+    kcat = shutil.which("kcat")
+    assert kcat, "kcat is required (apt-get install -y kcat)"
+    out = subprocess.run(
+        [kcat, "-b", settings.kafka_bootstrap, "-C", "-t", settings.topic(topic),
+         "-o", "beginning", "-e", "-J", "-q"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def _subscriptions(tmp_path: Path, webhook: str | None = None) -> Path:
+    directory = tmp_path / "subs"
+    directory.mkdir()
+    (directory / "ff.yaml").write_text(
+        "name: ff\ntopics: [foreign-fighters]\nfilters:\n  minimum_score: 2\n"
+        "  countries: [UA]\n", encoding="utf-8")
+    hook = f"output:\n  webhook:\n    url: {webhook}\n" if webhook else ""
+    (directory / "nepal.yaml").write_text(
+        "name: nepal\ntopics: [foreign-fighters]\nfilters:\n  entities: [nepali]\n" + hook,
+        encoding="utf-8")
+    return directory
+
+
+def _run_alerter(settings: Settings, group: str) -> None:
+    subs = load_subscriptions(settings.subscriptions_dir)
+    ensure_topics(settings, [TopicSpec(s.alert_topic, partitions=1) for s in subs])
+    reader = make_reader(settings, subs)
+    producer = make_producer(settings)
+    runner = StageRunner(
+        "alerter", lambda s: s, settings.topic(ENRICHED),
+        AlertSink(settings, subs, producer, reader), settings=settings,
+        consumer=make_consumer(settings, settings.topic_prefix + group), producer=producer,
+    )
+    try:
+        runner.run(idle_exit_after=15)  # group joins can take seconds
+    finally:
+        reader.consumer.close()
+
+
+def _send(settings: Settings, stories: list[Story]) -> None:
+    produce(settings, ENRICHED, [(s.id.encode(), s.to_bytes()) for s in stories])
+
+
+def test_one_alert_per_cluster_updated_by_copies_and_restarts(
+    make_settings: Callable[..., Settings], tmp_path: Path,
+) -> None:
+    settings = make_settings(subscriptions_dir=_subscriptions(tmp_path), kibana_url="http://kb")
+    copies = [make_story(f"https://outlet{i}.example/recruits", cluster_id="c-recruits",
+                         source=f"Outlet {i}") for i in range(3)]
+    weak = make_story("https://weak.example/a", topics=[("foreign-fighters", 1.0)])
+    elsewhere = make_story("https://else.example/a", countries=["CO"])
+    other_topic = make_story("https://sport.example/a", topics=[("sport", 9.0)])
+    _send(settings, [copies[0], weak, elsewhere, other_topic])
+    _run_alerter(settings, "alerter")
+    _send(settings, copies[1:])
+    _run_alerter(settings, "alerter")  # a restart: state comes back from the alert topic
+
+    alerts = _kcat(settings, "alerts.ff")
+    payloads = [json.loads(a["payload"]) for a in alerts]
+    assert [p["event"] for p in payloads] == ["new", "update", "update"]
+    assert {a["key"] for a in alerts} == {copies[0].id}  # one key: one alert per cluster
+    assert [p["cluster_size"] for p in payloads] == [1, 2, 3]
+    first = payloads[0]
+    assert first["story_id"] == copies[0].id
+    assert first["title"] == copies[0].title
+    assert first["url"] == copies[0].url
+    assert first["source"] == "Outlet 0"
+    assert first["published_at"].startswith("2025-05-02T08:30")
+    assert first["topics"][0]["name"] == "foreign-fighters"
+    assert first["topics"][0]["score"] == 4.5
+    assert first["topics"][0]["evidence"][0]["text"]
+    assert first["kibana_url"].startswith("http://kb/app/discover#/")
+    assert copies[0].id in first["kibana_url"]
+    assert payloads[2]["latest"]["url"] == copies[2].url
+    assert payloads[2]["cluster_story_ids"] == [c.id for c in copies]
+    assert _kcat(settings, "alerts.nepal") == []
+
+    # a full replay of news.enriched (new consumer group) publishes nothing new
+    _run_alerter(settings, "replay")
+    assert len(_kcat(settings, "alerts.ff")) == 3
+
+
+def test_webhook_delivery_and_dead_lettered_failure(
+    make_settings: Callable[..., Settings], tmp_path: Path, site: LocalSite,
+) -> None:
+    status = {"code": 200}
+    site.add_handler("/hook", lambda req: Response(status["code"], b"ok"))
+    settings = make_settings(subscriptions_dir=_subscriptions(tmp_path, site.url("/hook")),
+                             max_attempts=2)
+    nepal = make_story("https://nepal.example/army", cluster_id="c-nepal",
+                       entities=[("Nepali", "nationality")])
+    _send(settings, [nepal])
+    _run_alerter(settings, "alerter")
+    posts: list[SeenRequest] = [r for r in site.requests if r.method == "POST"]
+    assert len(posts) == 1
+    assert json.loads(posts[0].body)["story_id"] == nepal.id
+    assert json.loads(_kcat(settings, "alerts.nepal")[0]["payload"])["story_id"] == nepal.id
+
+    status["code"] = 503  # the receiver is down: retried, then dead-lettered
+    later = make_story("https://nepal2.example/army", cluster_id="c-nepal-2",
+                       entities=[("Nepali", "nationality")])
+    _send(settings, [later])
+    _run_alerter(settings, "alerter")
+    assert len([r for r in site.requests if r.method == "POST"]) == 3  # 1 + 2 attempts
+    dead = read_topic(settings, DLQ, expect=1)
+    assert [r.key for r in dead] == [later.id.encode()]
+    assert "webhook" in headers_of(dead[0])["x-error"]
+    # the Kafka alert itself was published
+    assert len(_kcat(settings, "alerts.nepal")) == 2

