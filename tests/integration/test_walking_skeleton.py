@@ -204,7 +204,8 @@ def test_a_story_travels_from_feed_to_search_and_alert(
     alerts = _kcat_alerts(settings, "foreign-fighters", expect=1)
     assert len(alerts) == 1, alerts
     alert = json.loads(alerts[0]["payload"])
-    assert alerts[0]["key"] == alert["id"] == Story.from_link(news_site.url(FF_PATH)).id
+    assert alerts[0]["key"] == alert["story_id"] == Story.from_link(news_site.url(FF_PATH)).id
+    assert alert["event"] == "new" and alert["kibana_url"]
     assert alert["url"] == news_site.url(FF_PATH)
     assert "Colombian" in alert["title"]
     topic = next(t for t in alert["topics"] if t["name"] == "foreign-fighters")
