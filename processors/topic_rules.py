@@ -20,8 +20,10 @@ A topic file follows the shape Europe Media Monitor uses for its categories::
 
 A pattern is a space-separated word sequence; ``word*`` matches any word that
 starts with ``word``; ``@class`` matches any entry of a class (entries may be
-several words). Matching is case-insensitive on the tokens of
-``processors.text``.
+several words); ``~N`` (N = 1..5) skips up to N words, so "signed ~3 contract*
+with ~3 @army" finds "signed one-year contracts with the Russian army" (a
+pattern begins and ends with a word; the shortest occurrence is kept).
+Matching is case-insensitive on the tokens of ``processors.text``.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from processors.text import Token, normalise_word
 
 MAX_EXPANSION = 50_000  # patterns one rule may expand into through classes
 MAX_CACHED_WORDS = 200_000  # bounded memory for the per-word candidate cache
+MAX_GAP = 5  # "~N" skips at most this many words: further apart is a proximity group's job
 
 
 class TopicDefinitionError(ValueError):
@@ -53,7 +56,30 @@ class WordTest:
         return word.startswith(self.text) if self.prefix else word == self.text
 
 
-Pattern = tuple[WordTest, ...]
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """``~N`` in a pattern: up to ``most`` words of any kind."""
+
+    most: int
+
+
+Pattern = tuple[WordTest | Gap, ...]
+
+
+def _match_end(pattern: Pattern, tokens: list[Token], k: int, pos: int) -> int | None:
+    """End of the shortest occurrence of ``pattern[k:]`` starting at ``tokens[pos]``."""
+    while k < len(pattern):
+        test = pattern[k]
+        if isinstance(test, Gap):
+            for skip in range(test.most + 1):
+                end = _match_end(pattern, tokens, k + 1, pos + skip)
+                if end is not None:
+                    return end
+            return None
+        if pos >= len(tokens) or not test.ok(tokens[pos].norm):
+            return None
+        k, pos = k + 1, pos + 1
+    return pos
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,11 +101,13 @@ class PhraseMatcher:
 
     def __init__(self, patterns: Iterable[tuple[str, Pattern]]) -> None:
         self._exact: dict[str, list[tuple[str, Pattern]]] = {}
-        self._prefix: dict[str, list[tuple[str, Pattern]]] = {}
+        self._prefix: dict[str, list[tuple[WordTest, str, Pattern]]] = {}
         for key, pattern in patterns:
             first = pattern[0]
+            if isinstance(first, Gap):
+                raise ValueError("a pattern cannot begin with a gap")
             if first.prefix:
-                self._prefix.setdefault(first.text[:3], []).append((key, pattern))
+                self._prefix.setdefault(first.text[:3], []).append((first, key, pattern))
             else:
                 self._exact.setdefault(first.text, []).append((key, pattern))
         # News vocabulary repeats: the patterns a word can start are worked out once per word.
@@ -91,7 +119,8 @@ class PhraseMatcher:
             found = list(self._exact.get(word, ()))
             for length in (1, 2, 3):
                 if len(word) >= length:
-                    found.extend(p for p in self._prefix.get(word[:length], ()) if p[1][0].ok(word))
+                    found.extend((key, pattern) for first, key, pattern in
+                                 self._prefix.get(word[:length], ()) if first.ok(word))
             if len(self._starts) >= MAX_CACHED_WORDS:
                 self._starts.clear()
             self._starts[word] = found
@@ -100,14 +129,11 @@ class PhraseMatcher:
     def find(self, tokens: list[Token]) -> list[Hit]:
         hits: list[Hit] = []
         seen: set[tuple[str, int, int]] = set()
-        n = len(tokens)
         for i, tok in enumerate(tokens):
             for key, pattern in self._candidates(tok.norm):
-                end = i + len(pattern)
-                if end > n:
-                    continue
-                rest_ok = all(test.ok(tokens[i + k].norm) for k, test in enumerate(pattern[1:], 1))
-                if rest_ok and (key, i, end) not in seen:
+                # the first word is already known to match
+                end = _match_end(pattern, tokens, 1, i + 1)
+                if end is not None and (key, i, end) not in seen:
                     seen.add((key, i, end))
                     hits.append(Hit(key, i, end))
         return hits
@@ -139,7 +165,11 @@ class TopicDefinition:
     source: str = ""
 
 
-def _word_test(word: str) -> WordTest:
+def _word_test(word: str) -> WordTest | Gap:
+    if word.startswith("~") and word[1:].isdigit():
+        if not 1 <= int(word[1:]) <= MAX_GAP:
+            raise ValueError(f"gap {word!r} must be ~1 to ~{MAX_GAP}")
+        return Gap(int(word[1:]))
     if word.endswith("*"):
         stem = normalise_word(word[:-1])
         if len(stem) < 2:
@@ -165,7 +195,12 @@ def compile_pattern(text: str, classes: Mapping[str, list[Pattern]]) -> list[Pat
         size *= len(slot)
     if size > MAX_EXPANSION:
         raise ValueError(f"pattern {text!r} expands into {size} phrases (max {MAX_EXPANSION})")
-    return [tuple(itertools.chain.from_iterable(combo)) for combo in itertools.product(*slots)]
+    patterns: list[Pattern] = [
+        tuple(itertools.chain.from_iterable(combo)) for combo in itertools.product(*slots)
+    ]
+    if any(isinstance(p[0], Gap) or isinstance(p[-1], Gap) for p in patterns):
+        raise ValueError(f"pattern {text!r} must begin and end with a word, not a gap")
+    return patterns
 
 
 def _as_list(value: Any, what: str) -> list[str]:

@@ -61,6 +61,19 @@ def test_exclusions_mask_their_words_and_negative_weights_subtract() -> None:
     assert not eng.classify(None, "The fighter won his UFC bout.")
 
 
+def test_gaps_skip_a_few_words_and_classes_compose() -> None:
+    eng = engine(classes={"serve": ["joined", "sign* ~2 contract* with"],
+                          "army": ["army", "unit"],
+                          "membership": ["@serve ~2 @army"]},
+                 terms={"@membership": 10})
+    [tag] = eng.classify(None, "They signed one-year contracts with the Russian army.")
+    assert tag.evidence[0].matched == ["signed one-year contracts with the Russian army"]
+    assert eng.classify(None, "He joined a Ukrainian unit.")
+    assert eng.classify(None, "He joined the army.")  # a gap may be empty
+    # too many words in between
+    assert not eng.classify(None, "He joined a small and poorly equipped unit.")
+
+
 def test_plural_demonym_class() -> None:
     eng = engine(classes={"people": {"from": "demonyms", "forms": "plural"}},
                  terms={"@people": 10})
@@ -98,6 +111,9 @@ def test_tag_carries_relative_score_and_sentence_evidence() -> None:
         ({"name": "x", "threshold": 1, "terms": {"a": 1}, "colour": 1}, "unknown keys"),
         ({"name": "x", "threshold": 1, "groups": [{"all": [["a"]]}]}, "two or more lists"),
         ({"name": "x", "threshold": 1, "terms": {"a": 1}, "require_any": ["g"]}, "unknown groups"),
+        ({"name": "x", "threshold": 1, "terms": {"~2 a": 1}}, "begin and end with a word"),
+        ({"name": "x", "threshold": 1, "terms": {"a ~2": 1}}, "begin and end with a word"),
+        ({"name": "x", "threshold": 1, "terms": {"a ~9 b": 1}}, "must be ~1 to ~5"),
     ],
 )
 def test_malformed_definitions_fail_with_the_file_name(definition: dict, message: str) -> None:
