@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     poll_max_interval_s: float = Field(default=86400, gt=0)
     poller_once: bool = False
     poller_shard: str = Field(default="0/1", pattern=r"^\d+/[1-9]\d*$")  # "i/n": this replica's share
-    poller_concurrency: int = Field(default=200, ge=1)  # feeds in flight per poller process
+    poller_concurrency: int = Field(default=100, ge=1)  # feeds in flight per poller process
     poller_per_host: int = Field(default=2, ge=1)  # feeds in flight per host
     poller_full_fetch_s: float = Field(default=86400, gt=0)  # ignore validators after this long
     max_feed_bytes: int = Field(default=20_000_000, gt=0)
