@@ -21,6 +21,7 @@ from kafka import KafkaProducer
 from ingest.feeds import FeedSpec, load_feeds
 from ingest.polling import FeedPoller, PollResult
 from ingest.state import FeedState, in_shard, load_states, send_state, state_key
+from pipeline.health import clear_ready, mark_ready
 from pipeline.kafka_io import ENTRIES, make_producer
 from pipeline.settings import Settings
 from pipeline.stage import StopFlag
@@ -145,11 +146,14 @@ def run(settings: Settings) -> None:
     specs = shard_feeds(settings)
     states = load_states(settings, {state_key(s.url) for s in specs})
     producer = make_producer(settings)
+    # ready: state restored and the broker reachable; rounds start now
+    mark_ready(settings, "poller")
     try:
         loop = PollerLoop(settings, specs, states, producer, stop)
         counts = asyncio.run(loop.run(settings.poller_once))
         logger.info("poller finished: %s", dict(counts))
     finally:
+        clear_ready(settings, "poller")
         producer.flush()
         producer.close(timeout=30)
 
