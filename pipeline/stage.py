@@ -29,13 +29,13 @@ from tenacity import (
     Retrying,
     retry_if_not_exception_type,
     stop_after_attempt,
-    wait_exponential_jitter,
 )
 
 from pipeline.errors import Discard, PermanentError
 from pipeline.health import clear_ready, mark_ready
 from pipeline.kafka_io import DLQ
 from pipeline.metrics import MESSAGES, STAGE_SECONDS
+from pipeline.retry import backoff
 from pipeline.settings import Settings
 from pipeline.story import Story
 
@@ -146,11 +146,7 @@ class StageRunner:
             return Outcome(record, error=exc)
         retrying = Retrying(
             stop=stop_after_attempt(self.settings.max_attempts),
-            wait=wait_exponential_jitter(
-                multiplier=self.settings.retry_backoff_s,
-                max=self.settings.retry_backoff_max_s,
-                jitter=self.settings.retry_backoff_s,
-            ),
+            wait=backoff(self.settings),
             retry=retry_if_not_exception_type((Discard, PermanentError)),
             reraise=False,
             before_sleep=lambda state: logger.warning(

@@ -27,10 +27,11 @@ from urllib.parse import quote
 import httpx
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from pipeline.errors import PermanentError, TransientError
 from pipeline.kafka_io import ENRICHED, TopicSpec, ensure_topics
+from pipeline.retry import backoff
 from pipeline.settings import Settings
 from pipeline.stage import run_stage
 from pipeline.story import Story, TopicTag
@@ -161,8 +162,7 @@ def post_webhook(webhook: Webhook, alert: dict[str, Any], settings: Settings) ->
     """POST the alert, retrying connection errors, 429 and 5xx with backoff."""
     for attempt in Retrying(
         stop=stop_after_attempt(settings.max_attempts),
-        wait=wait_exponential_jitter(initial=settings.retry_backoff_s,
-                                     max=settings.retry_backoff_max_s),
+        wait=backoff(settings),
         retry=retry_if_exception_type((TransientError, httpx.TransportError)),
         reraise=True,
     ):

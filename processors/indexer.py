@@ -18,10 +18,11 @@ from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout
 from elasticsearch import ApiError, Elasticsearch, helpers
 from kafka.consumer.fetcher import ConsumerRecord
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from pipeline.errors import PermanentError, TransientError
 from pipeline.kafka_io import ENRICHED, make_consumer
+from pipeline.retry import backoff
 from pipeline.settings import Settings
 from pipeline.stage import run_stage
 from pipeline.story import Story
@@ -108,9 +109,7 @@ class ElasticsearchSink:
         todo = pending
         retrying = Retrying(
             stop=stop_after_attempt(max(self.settings.max_attempts, 1)),
-            wait=wait_exponential_jitter(
-                initial=self.settings.retry_backoff_s, max=self.settings.retry_backoff_max_s
-            ),
+            wait=backoff(self.settings),
             retry=retry_if_exception(_is_transient),
             reraise=True,
             before_sleep=lambda state: logger.warning(
