@@ -9,6 +9,7 @@ A topic file follows the shape Europe Media Monitor uses for its categories::
     require_any: [serving]   # optional: at least one of these groups must fire
     classes:                 # named word lists, used in patterns as @name
       foreign: {from: demonyms, except: [RU, UA]}
+      abroad: {from: countries, except: [RU, UA]}   # country names (pycountry + gazetteer)
       combatant: [fighter*, mercenar*]
     exclude: [firefighter*, fighter jet*]   # masked before matching
     terms: {"foreign fighter*": 10, "@foreign @combatant": 6, "prisoner swap*": -8}
@@ -17,6 +18,8 @@ A topic file follows the shape Europe Media Monitor uses for its categories::
         weight: 8
         within: 12           # words; "sentence" = anywhere in the same sentence
         all: [["@foreign"], ["fight* for", "enlist*"]]
+        min_countries: 2     # optional: the first list's sentence names two countries or more
+        supporting: false    # optional: true = adds to other rules' evidence, never tags alone
 
 A pattern is a space-separated word sequence; ``word*`` matches any word that
 starts with ``word``; ``@class`` matches any entry of a class (entries may be
@@ -31,6 +34,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +62,28 @@ class WordTest:
 
 
 @dataclass(frozen=True, slots=True)
+class WordSet:
+    """One word out of a class's one-word entries: a set lookup instead of one pattern each.
+
+    Without it "@foreign ~2 @person" would expand into every demonym times every person
+    noun (tens of thousands of patterns); with it, into one pattern per multi-word entry.
+    """
+
+    exact: frozenset[str]
+    prefixes: tuple[str, ...]
+
+    def ok(self, word: str) -> bool:
+        return word in self.exact or any(word.startswith(p) for p in self.prefixes)
+
+
+@dataclass(frozen=True, slots=True)
 class Gap:
     """``~N`` in a pattern: up to ``most`` words of any kind."""
 
     most: int
 
 
-Pattern = tuple[WordTest | Gap, ...]
+Pattern = tuple[WordTest | WordSet | Gap, ...]
 
 
 def _match_end(pattern: Pattern, tokens: list[Token], k: int, pos: int) -> int | None:
@@ -100,27 +120,40 @@ class PhraseMatcher:
     """
 
     def __init__(self, patterns: Iterable[tuple[str, Pattern]]) -> None:
-        self._exact: dict[str, list[tuple[str, Pattern]]] = {}
-        self._prefix: dict[str, list[tuple[WordTest, str, Pattern]]] = {}
+        # A pattern shared by several rules (a class used in many groups) is matched once.
+        keys_of: dict[Pattern, list[str]] = {}
         for key, pattern in patterns:
-            first = pattern[0]
-            if isinstance(first, Gap):
+            if isinstance(pattern[0], Gap):
                 raise ValueError("a pattern cannot begin with a gap")
-            if first.prefix:
-                self._prefix.setdefault(first.text[:3], []).append((first, key, pattern))
-            else:
-                self._exact.setdefault(first.text, []).append((key, pattern))
+            keys_of.setdefault(pattern, []).append(key)
+        self._exact: dict[str, list[tuple[tuple[str, ...], Pattern]]] = {}
+        self._prefix: dict[str, list[tuple[WordTest, tuple[str, ...], Pattern]]] = {}
+        for pattern, key_list in keys_of.items():
+            keys = tuple(dict.fromkeys(key_list))
+            first = pattern[0]
+            if isinstance(first, WordSet):
+                for word in first.exact:
+                    self._exact.setdefault(word, []).append((keys, pattern))
+                for stem in first.prefixes:
+                    self._prefix.setdefault(stem[:3], []).append(
+                        (WordTest(stem, True), keys, pattern))
+            elif isinstance(first, WordTest) and first.prefix:
+                self._prefix.setdefault(first.text[:3], []).append((first, keys, pattern))
+            elif isinstance(first, WordTest):
+                self._exact.setdefault(first.text, []).append((keys, pattern))
         # News vocabulary repeats: the patterns a word can start are worked out once per word.
-        self._starts: dict[str, list[tuple[str, Pattern]]] = {}
+        self._starts: dict[str, list[tuple[tuple[str, ...], Pattern]]] = {}
 
-    def _candidates(self, word: str) -> list[tuple[str, Pattern]]:
+    def _candidates(self, word: str) -> list[tuple[tuple[str, ...], Pattern]]:
         found = self._starts.get(word)
         if found is None:
-            found = list(self._exact.get(word, ()))
+            # a dict: a word can start one set pattern both as a word and through a prefix
+            unique = dict((pattern, keys) for keys, pattern in self._exact.get(word, ()))
             for length in (1, 2, 3):
                 if len(word) >= length:
-                    found.extend((key, pattern) for first, key, pattern in
-                                 self._prefix.get(word[:length], ()) if first.ok(word))
+                    unique.update((pattern, keys) for first, keys, pattern in
+                                  self._prefix.get(word[:length], ()) if first.ok(word))
+            found = [(keys, pattern) for pattern, keys in unique.items()]
             if len(self._starts) >= MAX_CACHED_WORDS:
                 self._starts.clear()
             self._starts[word] = found
@@ -130,12 +163,15 @@ class PhraseMatcher:
         hits: list[Hit] = []
         seen: set[tuple[str, int, int]] = set()
         for i, tok in enumerate(tokens):
-            for key, pattern in self._candidates(tok.norm):
+            for keys, pattern in self._candidates(tok.norm):
                 # the first word is already known to match
                 end = _match_end(pattern, tokens, 1, i + 1)
-                if end is not None and (key, i, end) not in seen:
-                    seen.add((key, i, end))
-                    hits.append(Hit(key, i, end))
+                if end is None:
+                    continue
+                for key in keys:
+                    if (key, i, end) not in seen:
+                        seen.add((key, i, end))
+                        hits.append(Hit(key, i, end))
         return hits
 
 
@@ -147,6 +183,12 @@ class Group:
     weight: float
     within: int | None  # None: the same sentence
     lists: list[list[Pattern]]
+    # the sentence of the first list's match must name this many distinct countries
+    # (places, nationalities, national institutions): "Nepali men ... Russian army" is
+    # someone in another country's war, "Sudanese volunteers ... in Gezira" is not
+    min_countries: int = 0
+    # a supporting group adds to other evidence but never tags a story on its own
+    supporting: bool = False
 
 
 @dataclass
@@ -211,23 +253,68 @@ def _as_list(value: Any, what: str) -> list[str]:
     return value
 
 
+@lru_cache(maxsize=1)
+def country_names() -> dict[str, str]:
+    """Everyday country names -> ISO alpha-2: pycountry plus the gazetteer's country rows."""
+    import pycountry  # imported here: only topics with a ``from: countries`` class need it
+
+    names: dict[str, str] = {}
+    for country in pycountry.countries:
+        for attr in ("name", "common_name"):
+            value = getattr(country, attr, None)
+            # "Korea, Republic of" style names are catalogue forms, never written in news
+            if value and "," not in value and "(" not in value:
+                names.setdefault(value, country.alpha_2)
+    table = resources.files("processors").joinpath("data", "gazetteer.tsv").read_text("utf-8")
+    for line in table.splitlines():
+        row = line.split("\t")
+        if len(row) > 2 and row[0].strip() == "country" and row[2].strip():
+            aliases = row[3].split("|") if len(row) > 3 else []
+            for alias in [row[1], *aliases]:
+                # upper-case abbreviations ("US", "DRC") read as words once lower-cased
+                if alias.strip() and not alias.strip().replace(".", "").isupper():
+                    names.setdefault(alias.strip(), row[2].strip().upper())
+    return names
+
+
 def _build_classes(raw: Any, demonyms: Mapping[str, str]) -> dict[str, list[Pattern]]:
     classes: dict[str, list[Pattern]] = {}
     for name, spec in (raw or {}).items():
         if isinstance(spec, dict):
-            if spec.get("from") != "demonyms":
-                raise ValueError(f"class {name!r}: only 'from: demonyms' is known")
+            source = spec.get("from")
+            if source not in ("demonyms", "countries"):
+                raise ValueError(f"class {name!r}: 'from' must be 'demonyms' or 'countries'")
             excluded = {c.upper() for c in _as_list(spec.get("except", []), "except")}
-            words = [d for d, cc in demonyms.items() if cc not in excluded]
-            if spec.get("forms") == "plural":
+            table = demonyms if source == "demonyms" else country_names()
+            words = [d for d, cc in table.items() if cc not in excluded]
+            if source == "demonyms" and spec.get("forms") == "plural":
                 # "Colombians" names people; the adjective "Colombian" may qualify anything
                 words = [w for w in words if w.endswith("s") and w[:-1] in demonyms]
             words += _as_list(spec.get("add", []), "add")
         else:
             words = _as_list(spec, f"class {name!r}")
         # classes may use earlier classes
-        classes[name] = [p for w in words for p in compile_pattern(w, classes)]
+        classes[name] = _as_sets([p for w in words for p in compile_pattern(w, classes)])
     return classes
+
+
+def _as_sets(patterns: list[Pattern]) -> list[Pattern]:
+    """A class's one-word entries folded into one ``WordSet``; longer entries stay patterns."""
+    exact: set[str] = set()
+    prefixes: set[str] = set()
+    longer: list[Pattern] = []
+    for pattern in patterns:
+        only = pattern[0] if len(pattern) == 1 else None
+        if isinstance(only, WordSet):
+            exact |= only.exact
+            prefixes.update(only.prefixes)
+        elif isinstance(only, WordTest):
+            (prefixes.add if only.prefix else exact.add)(only.text)
+        else:
+            longer.append(pattern)
+    if not exact and not prefixes:
+        return longer
+    return [(WordSet(frozenset(exact), tuple(sorted(prefixes))),), *longer]
 
 
 def parse_topic(data: Any, source: str, demonyms: Mapping[str, str]) -> TopicDefinition:
@@ -271,6 +358,8 @@ def parse_topic(data: Any, source: str, demonyms: Mapping[str, str]) -> TopicDef
                     name=str(raw.get("name", f"group-{i}")),
                     weight=float(raw.get("weight", 1.0)),
                     within=None if within == "sentence" else int(within),
+                    min_countries=int(raw.get("min_countries", 0)),
+                    supporting=bool(raw.get("supporting", False)),
                     lists=[
                         [p for text in _as_list(lst, f"group {i} list")
                          for p in compile_pattern(text, classes)]

@@ -35,6 +35,7 @@ class Segment:
     tokens: list[Token]
     sentences: list[tuple[int, int]]
     _starts: list[int]
+    _countries: list[frozenset[str]] | None = None
 
     @classmethod
     def of(cls, field: str, text: str) -> Segment:
@@ -44,6 +45,19 @@ class Segment:
     def sentence_of(self, token_index: int) -> int:
         pos = self.tokens[token_index].start
         return max(0, bisect.bisect_right(self._starts, pos) - 1)
+
+    def countries(self, sentence: int) -> frozenset[str]:
+        """ISO codes of the countries a sentence names (places, nationalities, institutions)."""
+        if self._countries is None:
+            # the entity gazetteer, imported here: only groups with min_countries need it
+            from processors.entities import _gazetteer_hits
+
+            found: list[set[str]] = [set() for _ in self.sentences]
+            for start, _, entry in _gazetteer_hits(self.text, self.tokens):
+                if entry.country:
+                    found[self.sentence_of(start)].add(entry.country)
+            self._countries = [frozenset(f) for f in found]
+        return self._countries[sentence] if sentence < len(self._countries) else frozenset()
 
 
 @dataclass
@@ -63,11 +77,16 @@ class _CompiledTopic:
             for li, lst in enumerate(group.lists):
                 patterns += [(f"g:{gi}:{li}", p) for p in lst]
         self.matcher = PhraseMatcher(patterns)
+        self.negative = {f"t:{term}" for term, (weight, _) in topic.terms.items() if weight < 0}
+        self.supporting = {g.name for g in topic.groups if g.supporting}
 
     def occurrences(self, segment: Segment) -> list[_Occurrence]:
         hits = self.matcher.find(segment.tokens)
         masked = {i for h in hits if h.key == "x" for i in range(h.start, h.end)}
-        live = [h for h in hits if h.key != "x" and not masked.intersection(range(h.start, h.end))]
+        # exclusions take words away from positive rules only: "battle forest fires" stops
+        # "battle" counting as fighting, while "forest fires" still counts against the topic
+        live = [h for h in hits if h.key != "x" and (
+            h.key in self.negative or not masked.intersection(range(h.start, h.end)))]
         found: list[_Occurrence] = []
         by_key: dict[str, list[Hit]] = defaultdict(list)
         for hit in live:
@@ -78,7 +97,14 @@ class _CompiledTopic:
             lists = [by_key.get(f"g:{gi}:{li}", []) for li in range(len(group.lists))]
             if not all(lists):
                 continue
+            # a sentence-wide group counts once per sentence: "Canadian and Australian
+            # crews battle ..." is one sentence about fighting, not two
+            done: set[int] = set()
             for anchor in lists[0]:
+                sentence = segment.sentence_of(anchor.start)
+                if sentence in done or (group.min_countries and len(
+                        segment.countries(sentence)) < group.min_countries):
+                    continue
                 partners = []
                 for other in lists[1:]:
                     partner = _nearest(anchor, other, group.within, segment)
@@ -86,6 +112,8 @@ class _CompiledTopic:
                         break
                     partners.append(partner)
                 else:
+                    if group.within is None:
+                        done.add(sentence)
                     found.append(_Occurrence(group.name, group.weight, segment, (anchor, *partners)))
         return found
 
@@ -160,6 +188,10 @@ class TopicEngine:
             # the strongest occurrences of a rule count, up to max_per_rule
             items.sort(key=lambda item: -abs(item[1]))
             counted.extend(items[: topic.max_per_rule])
+        if compiled.supporting and not any(
+            value > 0 and occ.rule not in compiled.supporting for occ, value in counted
+        ):
+            counted = [(occ, value) for occ, value in counted if occ.rule not in compiled.supporting]
         return sum(v for _, v in counted), counted
 
     def _score(self, compiled: _CompiledTopic, segments: list[Segment]) -> TopicTag | None:

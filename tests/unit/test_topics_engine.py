@@ -101,6 +101,61 @@ def test_tag_carries_relative_score_and_sentence_evidence() -> None:
     assert headline.evidence[0].start is None  # the passage is the headline
 
 
+def test_one_word_class_entries_are_one_set_lookup() -> None:
+    # "@nat @who" would be every demonym times every noun; one-word entries fold into a set
+    topic = parse_topic({"name": "t", "threshold": 10,
+                         "classes": {"nat": {"from": "demonyms"},
+                                     "who": ["men", "volunteers", "ex soldiers"]},
+                         "terms": {"@nat @who": 10}}, "t.yaml", DEMONYMS)
+    assert len(topic.terms["@nat @who"][1]) == 2  # {demonyms} x ({men, volunteers} | ex soldiers)
+    eng = TopicEngine([topic])
+    assert eng.classify(None, "Colombian men and Colombian ex-soldiers.")
+    assert eng.explain(None, "Russian volunteers.")["t"] == 10
+    assert eng.explain(None, "Russian students.")["t"] == 0
+
+
+def test_country_class_names_countries() -> None:
+    eng = engine(classes={"land": {"from": "countries", "except": ["RU"]}},
+                 terms={"men from @land": 10})
+    assert eng.classify(None, "Men from Nepal and men from Sri Lanka.")
+    assert not eng.classify(None, "Men from Russia.")
+
+
+def test_min_countries_needs_two_countries_in_the_sentence() -> None:
+    # a nationality in another country's war, not a country's own people in its own war
+    eng = engine(groups=[{"name": "g", "weight": 10, "within": "sentence", "min_countries": 2,
+                          "all": [["@nat men"], ["fought"]]}],
+                 classes={"nat": {"from": "demonyms"}})
+    assert eng.classify(None, "Colombian men fought for the Russian army.")
+    assert not eng.classify(None, "Colombian men fought in the jungle.")
+    assert not eng.classify(None, "Colombian men arrived in Moscow. They fought.")
+
+
+def test_sentence_groups_count_once_per_sentence() -> None:
+    eng = engine(groups=[{"name": "g", "weight": 6, "within": "sentence",
+                          "all": [["@nat"], ["battle"]]}],
+                 classes={"nat": {"from": "demonyms"}})
+    assert eng.explain(None, "Colombian and Russian crews battle on.")["t"] == 6
+    assert eng.explain(None, "Colombian crews battle on. Russian crews battle on.")["t"] == 12
+
+
+def test_supporting_groups_never_tag_alone() -> None:
+    eng = engine(terms={"mercenar*": 4},
+                 groups=[{"name": "weak", "weight": 10, "within": "sentence", "supporting": True,
+                          "all": [["colombian"], ["fought"]]}])
+    assert not eng.classify(None, "A Colombian fought.")
+    assert eng.explain(None, "A Colombian fought.")["t"] == 0
+    assert eng.explain(None, "A Colombian mercenary fought.")["t"] == 14
+
+
+def test_exclusions_do_not_mask_negative_terms() -> None:
+    # "battle forest fires" takes "battle" away from the topic; "forest fires" still subtracts
+    eng = engine(terms={"battle": 10, "volunteers": 10, "forest fire*": -10},
+                 exclude=["battl* ~3 fires"])
+    assert eng.explain(None, "Volunteers battle forest fires.")["t"] == 0
+    assert eng.explain(None, "Volunteers joined the battle.")["t"] == 20
+
+
 @pytest.mark.parametrize(
     ("definition", "message"),
     [
