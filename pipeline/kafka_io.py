@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,10 +63,38 @@ def make_consumer(settings: Settings, group: str, *topics: str, **overrides: obj
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         "max_poll_records": settings.batch_size,
+        # notice new partitions (a scaled-up topic) within a minute, not five
+        "metadata_max_age_ms": 60_000,
         "client_id": f"newswatch-{group}",
     }
     options.update(overrides)
-    return KafkaConsumer(*topics, **options)
+    consumer = KafkaConsumer(**options)
+    if topics:
+        wait_for_topics(consumer, topics)
+        consumer.subscribe(list(topics))
+    return consumer
+
+
+def wait_for_topics(
+    consumer: KafkaConsumer,
+    topics: Sequence[str],
+    timeout_s: float = 60.0,
+    stop: Callable[[], bool] = lambda: False,
+) -> None:
+    """Wait until the broker's metadata lists every topic.
+
+    A consumer that joins its group before the metadata lists its topic (right
+    after ``newswatch setup`` created it) is assigned nothing, and notices the
+    topic only at its next metadata refresh, minutes later.
+    """
+    deadline = time.monotonic() + timeout_s
+    for topic in topics:
+        while not consumer.partitions_for_topic(topic):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"topic {topic} does not exist: run `newswatch setup` first")
+            if stop():
+                return
+            time.sleep(0.5)
 
 
 def ensure_topics(settings: Settings, specs: list[TopicSpec]) -> list[str]:

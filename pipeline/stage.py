@@ -33,7 +33,7 @@ from tenacity import (
 
 from pipeline.errors import Discard, PermanentError
 from pipeline.health import clear_ready, mark_ready
-from pipeline.kafka_io import DLQ
+from pipeline.kafka_io import DLQ, wait_for_topics
 from pipeline.metrics import MESSAGES, STAGE_SECONDS
 from pipeline.retry import backoff
 from pipeline.settings import Settings
@@ -227,6 +227,7 @@ class StageRunner:
 
     def run(self, idle_exit_after: int | None = None) -> None:
         """Poll until stopped; ``idle_exit_after`` empty polls end the loop (tools, tests)."""
+        wait_for_topics(self.consumer, [self.source_topic], stop=self.stop.is_set)
         self.consumer.subscribe([self.source_topic])
         idle = 0
         polls, ready = 0, False

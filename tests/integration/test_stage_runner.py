@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -152,3 +153,29 @@ def test_stop_flag_finishes_the_batch_and_commits(make_settings) -> None:
     assert not thread.is_alive()
     assert len(read_topic(settings, ARTICLES, expect=5)) == 5
     assert _committed(settings, "g-stop") == 5
+
+
+def test_a_stage_started_before_its_topic_exists_consumes_once_it_does(make_settings) -> None:
+    from pipeline.kafka_io import ensure_topics, load_topic_specs
+
+    settings = make_settings(create_topics=False)
+    runner_box: list[StageRunner] = []
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            runner = _runner(settings, lambda s: s, "g-early")
+            runner_box.append(runner)
+            runner.run(idle_exit_after=5)
+        except BaseException as exc:  # surfaced by the assertion below
+            errors.append(exc)
+
+    thread = threading.Thread(target=start)
+    thread.start()
+    time.sleep(2)  # the stage is up and waiting; now `newswatch setup` runs
+    ensure_topics(settings, load_topic_specs())
+    stories = [_story(n, f"early-{n}") for n in range(3)]
+    produce(settings, ENTRIES, [(s.id.encode(), s.to_bytes()) for s in stories])
+    thread.join(timeout=90)
+    assert not thread.is_alive() and not errors, errors
+    assert len(read_topic(settings, ARTICLES, expect=3)) == 3
