@@ -57,9 +57,11 @@ def make_producer(settings: Settings, **overrides: object) -> KafkaProducer:
 
 
 def make_consumer(settings: Settings, group: str, *topics: str, **overrides: object) -> KafkaConsumer:
+    """A consumer in group ``group`` (prefixed like the topics, so that two deployments
+    or test runs sharing a broker never share a group), subscribed to ``topics``."""
     options: dict[str, object] = {
         "bootstrap_servers": settings.kafka_bootstrap,
-        "group_id": group,
+        "group_id": settings.topic(group),
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         "max_poll_records": settings.batch_size,

@@ -22,7 +22,12 @@ from typing import Any, Protocol
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import KafkaError, MessageSizeTooLargeError
+from kafka.errors import (
+    CommitFailedError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RebalanceInProgressError,
+)
 from kafka.structs import OffsetAndMetadata
 from tenacity import (
     RetryError,
@@ -222,7 +227,14 @@ class StageRunner:
         for record in records:
             tp = TopicPartition(record.topic, record.partition)
             offsets[tp] = OffsetAndMetadata(record.offset + 1, "", -1)
-        self.consumer.commit(offsets)
+        try:
+            self.consumer.commit(offsets)
+        except (CommitFailedError, RebalanceInProgressError) as exc:
+            # The partitions moved to another replica (scaling, a restart) while this
+            # batch ran: its new owner redelivers the batch, and story ids make that
+            # harmless downstream. Not a reason to crash.
+            logger.warning("%s: commit skipped, group is rebalancing (%s); batch will be redelivered",
+                           self.name, type(exc).__name__)
         STAGE_SECONDS.labels(self.name).observe(time.monotonic() - started)
 
     def run(self, idle_exit_after: int | None = None) -> None:

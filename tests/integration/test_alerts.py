@@ -57,7 +57,7 @@ def _run_alerter(settings: Settings, group: str) -> None:
     runner = StageRunner(
         "alerter", lambda s: s, settings.topic(ENRICHED),
         AlertSink(settings, subs, producer, reader), settings=settings,
-        consumer=make_consumer(settings, settings.topic_prefix + group), producer=producer,
+        consumer=make_consumer(settings, group), producer=producer,
     )
     try:
         runner.run(idle_exit_after=15)  # group joins can take seconds

@@ -70,7 +70,7 @@ def test_fetcher_stage_forwards_articles_and_dead_letters_failures(
     runner = StageRunner(
         "fetcher", make_processor(fetcher, ExtractionReporter(health_producer, settings)),
         settings.topic(ENTRIES), KafkaTopicSink(stage_producer, settings.topic(ARTICLES)),
-        settings=settings, consumer=make_consumer(settings, f"{settings.topic_prefix}fetcher"),
+        settings=settings, consumer=make_consumer(settings, "fetcher"),
         producer=stage_producer, concurrency=2,
     )
     runner.run(idle_exit_after=3)

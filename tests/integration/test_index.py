@@ -36,7 +36,7 @@ def _index_stories(settings: Settings, stories: list, group: str = "indexer") ->
     runner = StageRunner(
         "indexer", lambda s: s, settings.topic(ENRICHED),
         ElasticsearchSink(settings, make_client(settings)),
-        settings=settings, consumer=make_consumer(settings, f"{settings.topic_prefix}{group}"),
+        settings=settings, consumer=make_consumer(settings, group),
         producer=producer,
     )
     runner.run(idle_exit_after=15)  # group joins can take seconds

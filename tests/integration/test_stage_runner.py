@@ -37,7 +37,7 @@ def _runner(settings: Settings, process: Callable[[Story], Story | None], group:
 
 
 def _committed(settings: Settings, group: str) -> int:
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=group)
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=settings.topic(group))
     try:
         total = 0
         for partition in consumer.partitions_for_topic(settings.topic(ENTRIES)) or set():
