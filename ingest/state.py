@@ -17,9 +17,10 @@ import json
 import logging
 from datetime import datetime, timedelta
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from pydantic import BaseModel, Field, ValidationError
 
+from pipeline.kafka_io import read_to_end
 from pipeline.settings import Settings
 from pipeline.story import utcnow
 from pipeline.urls import canonical_url
@@ -127,36 +128,19 @@ def in_shard(url: str, shard: str) -> bool:
 def load_states(settings: Settings, wanted: set[str] | None = None) -> dict[str, FeedState]:
     """Read ``news.feed-state`` to its end; the last value per key wins (tombstones delete)."""
     topic = settings.topic(FEED_STATE)
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-        group_id=None, client_id="newswatch-poller-state",
-    )
     states: dict[str, FeedState] = {}
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in partitions]
-        if not tps:
-            logger.warning("state topic %s does not exist; starting from empty state", topic)
-            return states
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        end = consumer.end_offsets(tps)
-        while any(consumer.position(tp) < end[tp] for tp in tps):
-            for records in consumer.poll(timeout_ms=1000).values():
-                for record in records:
-                    key = (record.key or b"").decode("utf-8", "replace")
-                    if wanted is not None and key not in wanted:
-                        continue
-                    if record.value is None:
-                        states.pop(key, None)
-                        continue
-                    try:
-                        states[key] = FeedState.model_validate_json(record.value)
-                    except ValidationError as exc:
-                        # an unreadable state only costs re-emitting that feed's entries once
-                        logger.warning("ignoring unreadable state for %s: %s", key, exc)
-    finally:
-        consumer.close()
+    for record in read_to_end(settings, topic, "newswatch-poller-state"):
+        key = (record.key or b"").decode("utf-8", "replace")
+        if wanted is not None and key not in wanted:
+            continue
+        if record.value is None:
+            states.pop(key, None)
+            continue
+        try:
+            states[key] = FeedState.model_validate_json(record.value)
+        except ValidationError as exc:
+            # an unreadable state only costs re-emitting that feed's entries once
+            logger.warning("ignoring unreadable state for %s: %s", key, exc)
     logger.info("restored state of %d feeds from %s", len(states), topic)
     return states
 

@@ -9,10 +9,9 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
-
 from ingest.feeds import FeedSpec
 from ingest.state import FEED_HEALTH, load_states, state_key
+from pipeline.kafka_io import read_to_end
 from pipeline.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -20,30 +19,16 @@ logger = logging.getLogger(__name__)
 
 def extraction_counts(settings: Settings) -> dict[str, Counter[str]]:
     """Per feed key: ``ok`` and ``failed`` extraction outcomes within the topic's retention."""
-    topic = settings.topic(FEED_HEALTH)
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
-                             enable_auto_commit=False, client_id="newswatch-feeds-status")
     counts: dict[str, Counter[str]] = {}
-    try:
-        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        if not tps:
-            return counts
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        end = consumer.end_offsets(tps)
-        while any(consumer.position(tp) < end[tp] for tp in tps):
-            for records in consumer.poll(timeout_ms=1000).values():
-                for record in records:
-                    try:
-                        event = json.loads(record.value or b"{}")
-                    except ValueError:
-                        continue
-                    if event.get("kind") != "extraction":
-                        continue
-                    key = (record.key or b"").decode("utf-8", "replace")
-                    counts.setdefault(key, Counter())["ok" if event.get("ok") else "failed"] += 1
-    finally:
-        consumer.close()
+    for record in read_to_end(settings, settings.topic(FEED_HEALTH), "newswatch-feeds-status"):
+        try:
+            event = json.loads(record.value or b"{}")
+        except ValueError:
+            continue
+        if event.get("kind") != "extraction":
+            continue
+        key = (record.key or b"").decode("utf-8", "replace")
+        counts.setdefault(key, Counter())["ok" if event.get("ok") else "failed"] += 1
     return counts
 
 

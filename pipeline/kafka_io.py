@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
+from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import TopicAlreadyExistsError
 
 from pipeline.settings import DEPLOY_DIR, Settings
@@ -130,3 +131,25 @@ def ensure_topics(settings: Settings, specs: list[TopicSpec]) -> list[str]:
         return created
     finally:
         admin.close()
+
+
+def read_to_end(settings: Settings, topic: str, client_id: str) -> Iterator[ConsumerRecord]:
+    """Every record of ``topic`` (a broker-side name), from the beginning up to the end
+    offsets at the time of the call; group-less, so it commits nothing. Yields nothing
+    when the topic does not exist."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, group_id=None,
+        enable_auto_commit=False, client_id=client_id,
+    )
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not partitions:
+            return
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end = consumer.end_offsets(partitions)
+        while any(consumer.position(tp) < end[tp] for tp in partitions):
+            for records in consumer.poll(timeout_ms=1000).values():
+                yield from records
+    finally:
+        consumer.close()

@@ -6,12 +6,12 @@ import json
 from collections.abc import Callable
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
 from ingest.fetch import PageFetcher
 from ingest.fetcher import ExtractionReporter, make_processor
 from ingest.state import FEED_HEALTH
-from pipeline.kafka_io import ARTICLES, DLQ, ENTRIES, make_consumer, make_producer
+from pipeline.kafka_io import ARTICLES, DLQ, ENTRIES, make_consumer, make_producer, read_to_end
 from pipeline.settings import Settings
 from pipeline.stage import KafkaTopicSink, StageRunner
 from pipeline.story import FeedEntry, Story
@@ -28,21 +28,9 @@ TEXT = (
 
 
 def read_all(settings: Settings, logical: str) -> list[tuple[bytes | None, bytes | None, dict]]:
-    topic = settings.topic(logical)
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
-                             enable_auto_commit=False)
-    try:
-        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        end = consumer.end_offsets(tps)
-        out = []
-        while any(consumer.position(tp) < end[tp] for tp in tps):
-            for records in consumer.poll(timeout_ms=1000).values():
-                out += [(r.key, r.value, dict(r.headers)) for r in records]
-        return out
-    finally:
-        consumer.close()
+    """Every record on the topic, from the beginning."""
+    records = read_to_end(settings, settings.topic(logical), "test-reader")
+    return [(r.key, r.value, dict(r.headers)) for r in records]
 
 
 def test_fetcher_stage_forwards_articles_and_dead_letters_failures(

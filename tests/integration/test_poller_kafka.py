@@ -7,13 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from ingest import poller
 from ingest.poller import shard_feeds
 from ingest.state import FEED_HEALTH, FEED_STATE, load_states, state_key
 from ingest.status import feed_status
-from pipeline.kafka_io import ENTRIES
+from pipeline.kafka_io import ENTRIES, read_to_end
 from pipeline.settings import Settings
 from pipeline.story import Story
 from tests.support.site import LocalSite
@@ -22,22 +21,8 @@ pytestmark = pytest.mark.integration
 
 
 def read_all(settings: Settings, logical: str) -> list[tuple[bytes | None, bytes | None]]:
-    """Every record on the topic, from the beginning (a plain kafka-python consumer)."""
-    topic = settings.topic(logical)
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
-                             enable_auto_commit=False)
-    try:
-        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        end = consumer.end_offsets(tps)
-        out = []
-        while any(consumer.position(tp) < end[tp] for tp in tps):
-            for records in consumer.poll(timeout_ms=1000).values():
-                out += [(r.key, r.value) for r in records]
-        return out
-    finally:
-        consumer.close()
+    """Every record on the topic, from the beginning."""
+    return [(r.key, r.value) for r in read_to_end(settings, settings.topic(logical), "test-reader")]
 
 
 def rss(site: LocalSite, paths: list[str]) -> str:
