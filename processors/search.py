@@ -36,6 +36,7 @@ class Filters:
 class Hit:
     id: str
     title: str | None
+    title_highlight: str | None  # the title with the matched words marked, when they are in it
     url: str
     source: str | None
     published_at: str | None
@@ -109,7 +110,8 @@ def _hit(raw: dict[str, Any]) -> Hit:
     copies_total = (raw.get("inner_hits", {}).get("copies", {}).get("hits", {}).get("total", {}))
     return Hit(
         id=src.get("id", raw["_id"]),
-        title=(hl.get("title") or [src.get("title")])[0],
+        title=src.get("title"),
+        title_highlight=(hl.get("title") or [None])[0],
         url=src.get("url", ""),
         source=src.get("source"),
         published_at=src.get("published_at"),
