@@ -12,7 +12,7 @@ def bootstrap(settings: Settings, *, elasticsearch: bool = True) -> Iterator[str
     """Create topics (pipeline and alert topics) and the index; yields one line per step."""
     from processors.subscriptions import load_subscriptions
 
-    specs = load_topic_specs()
+    specs = load_topic_specs(settings.kafka_topics)
     subscriptions = load_subscriptions(settings.subscriptions_dir)
     specs += [TopicSpec(ALERT_PREFIX + sub.name, partitions=1) for sub in subscriptions]
     created = ensure_topics(settings, specs)

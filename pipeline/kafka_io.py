@@ -14,11 +14,9 @@ from kafka.admin import NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import TopicAlreadyExistsError
 
-from pipeline.settings import DEPLOY_DIR, Settings
+from pipeline.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-TOPICS_FILE = DEPLOY_DIR / "kafka" / "topics.yaml"
 
 # Logical names used in code; the broker-side name adds Settings.topic_prefix.
 ENTRIES = "news.entries"
@@ -35,8 +33,9 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
 
-def load_topic_specs(path: Path = TOPICS_FILE) -> list[TopicSpec]:
-    """The pipeline's topics, declared as data in ``deploy/kafka/topics.yaml``."""
+def load_topic_specs(path: Path) -> list[TopicSpec]:
+    """The pipeline's topics, declared as data (``settings.kafka_topics``,
+    by default ``deploy/kafka/topics.yaml``)."""
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     specs = []
     for item in data.get("topics", []):

@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     topics_dir: Path = DEPLOY_DIR / "topics"
     subscriptions_dir: Path = DEPLOY_DIR / "subscriptions"
     index_template: Path = DEPLOY_DIR / "elasticsearch" / "index-template.json"
+    kafka_topics: Path = DEPLOY_DIR / "kafka" / "topics.yaml"
     index_alias: str = "news-stories"
 
     # Stage runner

@@ -19,7 +19,8 @@ def _table(result: SearchResult) -> str:
         tags = ", ".join(f"{t['name']} {t['score']:.1f}" for t in hit.topics if t.get("name"))
         copies = f"  (+{hit.copies - 1} similar)" if hit.copies > 1 else ""
         lines.append("")
-        lines.append(f"{when}  {hit.source or '?'}  {hit.title_highlight or hit.title or '(untitled)'}{copies}")
+        title = hit.title_highlight or hit.title or "(untitled)"
+        lines.append(f"{when}  {hit.source or '?'}  {title}{copies}")
         lines.append(f"  {hit.url}")
         if tags:
             lines.append(f"  topics: {tags}")

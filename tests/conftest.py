@@ -89,7 +89,7 @@ def make_settings(services: dict[str, str]) -> Callable[..., Settings]:
         env.update({f"NEWSWATCH_{k.upper()}": str(v) for k, v in overrides.items()})
         settings = load_settings(env)
         if create_topics:
-            ensure_topics(settings, load_topic_specs())
+            ensure_topics(settings, load_topic_specs(settings.kafka_topics))
         return settings
 
     return factory

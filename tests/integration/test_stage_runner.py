@@ -173,7 +173,7 @@ def test_a_stage_started_before_its_topic_exists_consumes_once_it_does(make_sett
     thread = threading.Thread(target=start)
     thread.start()
     time.sleep(2)  # the stage is up and waiting; now `newswatch setup` runs
-    ensure_topics(settings, load_topic_specs())
+    ensure_topics(settings, load_topic_specs(settings.kafka_topics))
     stories = [_story(n, f"early-{n}") for n in range(3)]
     produce(settings, ENTRIES, [(s.id.encode(), s.to_bytes()) for s in stories])
     thread.join(timeout=90)

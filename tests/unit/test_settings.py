@@ -52,3 +52,16 @@ def test_settings_are_frozen() -> None:
 def test_user_agent_names_the_contact_url() -> None:
     settings = load_settings({"NEWSWATCH_CONTACT_URL": "https://example.org/bot"})
     assert "https://example.org/bot" in settings.http_user_agent
+
+
+def test_the_image_points_every_data_file_setting_at_its_copy_of_deploy() -> None:
+    """In the image the package lives in site-packages, so a default computed from the
+    repository root points nowhere: every such path must be set by the Dockerfile."""
+    from pipeline.settings import DEPLOY_DIR, REPO_ROOT
+
+    dockerfile = (REPO_ROOT / "deploy" / "Dockerfile").read_text()
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if isinstance(default, Path) and default.is_relative_to(DEPLOY_DIR):
+            expected = f"NEWSWATCH_{name.upper()}=/app/deploy/{default.relative_to(DEPLOY_DIR)}"
+            assert expected in dockerfile, f"deploy/Dockerfile lacks {expected}"
