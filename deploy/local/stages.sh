@@ -39,11 +39,32 @@ start_one() {
   fi
   rm -f "$READY_DIR/$stage"
   # setsid: the stage gets its own session, so it outlives this script and a
-  # terminal's Ctrl-C; `stop` signals it by pid.
-  NEWSWATCH_READY_DIR=$READY_DIR setsid "$NEWSWATCH_BIN" run "$stage" \
+  # terminal's Ctrl-C; `stop` signals its supervisor by pid.
+  NEWSWATCH_READY_DIR=$READY_DIR setsid bash "$SCRIPT_DIR/stages.sh" supervise "$stage" \
     >>"$LOG_DIR/$stage.log" 2>&1 </dev/null &
   echo $! >"$RUN_DIR/$stage.pid"
   log "$stage started (pid $!), log $LOG_DIR/$stage.log"
+}
+
+# The native counterpart of compose's `restart: unless-stopped`. A stage exits
+# non-zero when it cannot deliver a batch (Elasticsearch or Kafka down): nothing
+# was committed, so running it again redelivers the batch. SIGTERM is passed on
+# to the stage, which finishes its batch, commits and exits; then so does this.
+supervise() {
+  local stage=$1 child='' rc stopping=0 delay=${NEWSWATCH_STAGE_RESTART_DELAY:-5}
+  trap 'stopping=1; [[ -n $child ]] && kill -TERM "$child" 2>/dev/null' TERM INT
+  while :; do
+    "$NEWSWATCH_BIN" run "$stage" &
+    child=$!
+    # `wait` returns early when a trapped signal arrives: wait until the stage is gone
+    rc=0; wait "$child" || rc=$?
+    while kill -0 "$child" 2>/dev/null; do rc=0; wait "$child" || rc=$?; done
+    child=''
+    if ((stopping || rc == 0)); then exit 0; fi
+    printf '[stages] %s exited with status %d; restarting in %ss\n' "$stage" "$rc" "$delay"
+    sleep "$delay" & wait $! || true
+    if ((stopping)); then exit 0; fi
+  done
 }
 
 wait_ready() {
@@ -67,7 +88,8 @@ stop_one() {
   while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.3; done
   if kill -0 "$pid" 2>/dev/null; then
     log "$stage did not stop within ${STOP_TIMEOUT}s; killing"
-    kill -KILL "$pid" 2>/dev/null || true
+    # the supervisor leads its own process group (setsid): kill the stage with it
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
   fi
   rm -f "$RUN_DIR/$stage.pid" "$READY_DIR/$stage"
   log "$stage stopped"
@@ -86,6 +108,7 @@ main() {
     stop)
       # downstream last: the poller stops first so the others can drain what it sent
       for s in "${stages[@]}"; do stop_one "$s"; done ;;
+    supervise) supervise "${stages[0]}" ;;
     status)
       local rc=0
       for s in "${stages[@]}"; do
