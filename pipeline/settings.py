@@ -95,9 +95,16 @@ class Settings(BaseSettings):
         return f"{self.topic_prefix}{name}"
 
 
+# Variables of the native-stack scripts (deploy/local/*.sh): not settings of the program.
+SCRIPTS_PREFIX = PREFIX + "LOCAL_"
+
+
 def _check_unknown(environ: dict[str, str]) -> None:
     known = {PREFIX + name.upper() for name in Settings.model_fields}
-    unknown = sorted(k for k in environ if k.startswith(PREFIX) and k not in known)
+    unknown = sorted(
+        k for k in environ
+        if k.startswith(PREFIX) and not k.startswith(SCRIPTS_PREFIX) and k not in known
+    )
     if unknown:
         raise SettingsError(
             f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"

@@ -5,7 +5,7 @@
 # Used to measure what the Maven Central integ-test-zip distribution lacks
 # (see deploy/local/README.md); run it against the docker image to compare.
 set -uo pipefail
-E=${1:-http://127.0.0.1:${NEWSWATCH_ES_PORT:-9200}}
+E=${1:-http://127.0.0.1:${NEWSWATCH_LOCAL_ES_PORT:-9200}}
 OUT=$(mktemp); trap 'rm -f "$OUT"' EXIT
 req(){ # req METHOD PATH [BODY] -> prints "HTTPCODE BODY"
   local m=$1 p=$2 b=${3:-}

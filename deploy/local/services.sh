@@ -11,14 +11,14 @@
 #   deploy/local/services.sh kafka-topics ARGS...       run Kafka's TopicCommand against the broker
 #
 # Environment:
-#   NEWSWATCH_CACHE_DIR   downloads + unpacked distributions (default ~/.cache/newswatch)
-#   NEWSWATCH_RUN_DIR     data, logs, pid files (default <repo>/.run)
-#   NEWSWATCH_KAFKA_PORT (9092)  NEWSWATCH_KAFKA_CONTROLLER_PORT (9093)
-#   NEWSWATCH_ES_PORT (9200)     NEWSWATCH_ES_TRANSPORT_PORT (9300)
-#   NEWSWATCH_ES_USER     system user that runs Elasticsearch when started as root (newswatch-es)
-#   NEWSWATCH_ES_JAVA_HOME / ES_JAVA_HOME   JDK >= 21 for Elasticsearch (else searched in /usr/lib/jvm)
-#   NEWSWATCH_KAFKA_JAVA_HOME / JAVA_HOME   JDK >= 17 for Kafka (else `java` on PATH, else /usr/lib/jvm)
-#   NEWSWATCH_KAFKA_START_TIMEOUT (120)  NEWSWATCH_ES_START_TIMEOUT (180)  NEWSWATCH_STOP_TIMEOUT (60) seconds
+#   NEWSWATCH_LOCAL_CACHE_DIR   downloads + unpacked distributions (default ~/.cache/newswatch)
+#   NEWSWATCH_LOCAL_RUN_DIR     data, logs, pid files (default <repo>/.run)
+#   NEWSWATCH_LOCAL_KAFKA_PORT (9092)  NEWSWATCH_LOCAL_KAFKA_CONTROLLER_PORT (9093)
+#   NEWSWATCH_LOCAL_ES_PORT (9200)     NEWSWATCH_LOCAL_ES_TRANSPORT_PORT (9300)
+#   NEWSWATCH_LOCAL_ES_USER     system user that runs Elasticsearch when started as root (newswatch-es)
+#   NEWSWATCH_LOCAL_ES_JAVA_HOME / ES_JAVA_HOME   JDK >= 21 for Elasticsearch (else searched in /usr/lib/jvm)
+#   NEWSWATCH_LOCAL_KAFKA_JAVA_HOME / JAVA_HOME   JDK >= 17 for Kafka (else `java` on PATH, else /usr/lib/jvm)
+#   NEWSWATCH_LOCAL_KAFKA_START_TIMEOUT (120)  NEWSWATCH_LOCAL_ES_START_TIMEOUT (180)  NEWSWATCH_LOCAL_STOP_TIMEOUT (60) seconds
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -31,18 +31,18 @@ source "$DEPLOY_DIR/versions.env"
 : "${ELASTICSEARCH_VERSION:?ELASTICSEARCH_VERSION missing in deploy/versions.env}"
 
 if [[ -z "${HOME:-}" ]]; then HOME=$(getent passwd "$(id -u)" | cut -d: -f6); export HOME; fi
-CACHE_DIR=$(realpath -m "${NEWSWATCH_CACHE_DIR:-$HOME/.cache/newswatch}")
-RUN_DIR=$(realpath -m "${NEWSWATCH_RUN_DIR:-$REPO_DIR/.run}")
+CACHE_DIR=$(realpath -m "${NEWSWATCH_LOCAL_CACHE_DIR:-$HOME/.cache/newswatch}")
+RUN_DIR=$(realpath -m "${NEWSWATCH_LOCAL_RUN_DIR:-$REPO_DIR/.run}")
 LOG_DIR=$RUN_DIR/logs
 
-KAFKA_PORT=${NEWSWATCH_KAFKA_PORT:-9092}
-KAFKA_CONTROLLER_PORT=${NEWSWATCH_KAFKA_CONTROLLER_PORT:-9093}
-ES_PORT=${NEWSWATCH_ES_PORT:-9200}
-ES_TRANSPORT_PORT=${NEWSWATCH_ES_TRANSPORT_PORT:-9300}
-ES_USER=${NEWSWATCH_ES_USER:-newswatch-es}
-KAFKA_START_TIMEOUT=${NEWSWATCH_KAFKA_START_TIMEOUT:-120}
-ES_START_TIMEOUT=${NEWSWATCH_ES_START_TIMEOUT:-180}
-STOP_TIMEOUT=${NEWSWATCH_STOP_TIMEOUT:-60}
+KAFKA_PORT=${NEWSWATCH_LOCAL_KAFKA_PORT:-9092}
+KAFKA_CONTROLLER_PORT=${NEWSWATCH_LOCAL_KAFKA_CONTROLLER_PORT:-9093}
+ES_PORT=${NEWSWATCH_LOCAL_ES_PORT:-9200}
+ES_TRANSPORT_PORT=${NEWSWATCH_LOCAL_ES_TRANSPORT_PORT:-9300}
+ES_USER=${NEWSWATCH_LOCAL_ES_USER:-newswatch-es}
+KAFKA_START_TIMEOUT=${NEWSWATCH_LOCAL_KAFKA_START_TIMEOUT:-120}
+ES_START_TIMEOUT=${NEWSWATCH_LOCAL_ES_START_TIMEOUT:-180}
+STOP_TIMEOUT=${NEWSWATCH_LOCAL_STOP_TIMEOUT:-60}
 
 MVN_DEP_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
 M2_REPO=$CACHE_DIR/m2
@@ -132,7 +132,7 @@ find_java() {
 
 kafka_java() {
   local -a c=()
-  [[ -n ${NEWSWATCH_KAFKA_JAVA_HOME:-} ]] && c+=("$NEWSWATCH_KAFKA_JAVA_HOME/bin/java")
+  [[ -n ${NEWSWATCH_LOCAL_KAFKA_JAVA_HOME:-} ]] && c+=("$NEWSWATCH_LOCAL_KAFKA_JAVA_HOME/bin/java")
   [[ -n ${JAVA_HOME:-} ]] && c+=("$JAVA_HOME/bin/java")
   command -v java >/dev/null 2>&1 && c+=("$(command -v java)")
   find_java 17 "${c[@]}" || die "Kafka $KAFKA_VERSION needs Java >= 17; none found (JAVA_HOME, PATH, /usr/lib/jvm). Install one, e.g. apt-get install -y openjdk-17-jre-headless"
@@ -140,11 +140,11 @@ kafka_java() {
 
 es_java_home() {
   local -a c=()
-  [[ -n ${NEWSWATCH_ES_JAVA_HOME:-} ]] && c+=("$NEWSWATCH_ES_JAVA_HOME/bin/java")
+  [[ -n ${NEWSWATCH_LOCAL_ES_JAVA_HOME:-} ]] && c+=("$NEWSWATCH_LOCAL_ES_JAVA_HOME/bin/java")
   [[ -n ${ES_JAVA_HOME:-} ]] && c+=("$ES_JAVA_HOME/bin/java")
   c+=(/usr/lib/jvm/temurin-25-jdk-amd64/bin/java)
   local j
-  j=$(find_java 21 "${c[@]}") || die "Elasticsearch $ELASTICSEARCH_VERSION needs Java >= 21 (its integ-test-zip bundles no JDK) and none was found under /usr/lib/jvm. Install a JDK >= 21 there, or set NEWSWATCH_ES_JAVA_HOME."
+  j=$(find_java 21 "${c[@]}") || die "Elasticsearch $ELASTICSEARCH_VERSION needs Java >= 21 (its integ-test-zip bundles no JDK) and none was found under /usr/lib/jvm. Install a JDK >= 21 there, or set NEWSWATCH_LOCAL_ES_JAVA_HOME."
   dirname "$(dirname "$(readlink -f "$j")")"
 }
 
@@ -199,8 +199,8 @@ with_lock() {
   mkdir -p "$RUN_DIR"
   exec 9>"$RUN_DIR/services.lock"
   if command -v flock >/dev/null 2>&1; then
-    flock -w "${NEWSWATCH_LOCK_TIMEOUT:-400}" 9 \
-      || die "another services.sh start/stop on $RUN_DIR has been running for ${NEWSWATCH_LOCK_TIMEOUT:-400}s (lock $RUN_DIR/services.lock)"
+    flock -w "${NEWSWATCH_LOCAL_LOCK_TIMEOUT:-400}" 9 \
+      || die "another services.sh start/stop on $RUN_DIR has been running for ${NEWSWATCH_LOCAL_LOCK_TIMEOUT:-400}s (lock $RUN_DIR/services.lock)"
   fi
 }
 
@@ -507,7 +507,7 @@ start_es() {
       ulimit -Hn 65535 2>/dev/null || true
       exec setsid "${as_user[@]}" env \
         ES_JAVA_HOME="$java_home" ES_PATH_CONF="$base/config" ES_TMPDIR="$base/tmp" \
-        ES_JAVA_OPTS="-Xms512m -Xmx512m ${NEWSWATCH_ES_JAVA_OPTS:-}" \
+        ES_JAVA_OPTS="-Xms512m -Xmx512m ${NEWSWATCH_LOCAL_ES_JAVA_OPTS:-}" \
         "$home/bin/elasticsearch" -p "$base/run/elasticsearch.pid"
     ) >>"$ES_LOG" 2>&1 </dev/null 9>&- &
     lpid=$!
@@ -628,7 +628,7 @@ cmd_logs() {
   local existing=() f
   for f in "${files[@]}"; do [[ -f $f ]] && existing+=("$f"); done
   [[ ${#existing[@]} -gt 0 ]] || { log "no logs yet in $LOG_DIR"; return 0; }
-  tail -n "${NEWSWATCH_LOG_LINES:-100}" "${follow[@]}" "${existing[@]}"
+  tail -n "${NEWSWATCH_LOCAL_LOG_LINES:-100}" "${follow[@]}" "${existing[@]}"
 }
 
 cmd_reset() {
@@ -646,8 +646,8 @@ KAFKA_VERSION=$KAFKA_VERSION
 ELASTICSEARCH_VERSION=$ELASTICSEARCH_VERSION
 KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
 ELASTICSEARCH_URL=http://127.0.0.1:$ES_PORT
-NEWSWATCH_RUN_DIR=$RUN_DIR
-NEWSWATCH_CACHE_DIR=$CACHE_DIR
+NEWSWATCH_LOCAL_RUN_DIR=$RUN_DIR
+NEWSWATCH_LOCAL_CACHE_DIR=$CACHE_DIR
 EOF
 }
 

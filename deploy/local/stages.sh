@@ -12,13 +12,13 @@ set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd "$SCRIPT_DIR/../.." && pwd)
-RUN_DIR=$(realpath -m "${NEWSWATCH_RUN_DIR:-$REPO_DIR/.run}")
+RUN_DIR=$(realpath -m "${NEWSWATCH_LOCAL_RUN_DIR:-$REPO_DIR/.run}")
 LOG_DIR=$RUN_DIR/logs
 READY_DIR=$RUN_DIR/ready
-NEWSWATCH_BIN=${NEWSWATCH_BIN:-$REPO_DIR/.venv/bin/newswatch}
+NEWSWATCH_LOCAL_BIN=${NEWSWATCH_LOCAL_BIN:-$REPO_DIR/.venv/bin/newswatch}
 ALL_STAGES=(poller fetcher enricher indexer alerter)
-START_TIMEOUT=${NEWSWATCH_STAGE_START_TIMEOUT:-120}
-STOP_TIMEOUT=${NEWSWATCH_STOP_TIMEOUT:-60}
+START_TIMEOUT=${NEWSWATCH_LOCAL_STAGE_START_TIMEOUT:-120}
+STOP_TIMEOUT=${NEWSWATCH_LOCAL_STOP_TIMEOUT:-60}
 
 log() { printf '[stages] %s\n' "$*" >&2; }
 die() { printf '[stages] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -51,10 +51,10 @@ start_one() {
 # was committed, so running it again redelivers the batch. SIGTERM is passed on
 # to the stage, which finishes its batch, commits and exits; then so does this.
 supervise() {
-  local stage=$1 child='' rc stopping=0 delay=${NEWSWATCH_STAGE_RESTART_DELAY:-5}
+  local stage=$1 child='' rc stopping=0 delay=${NEWSWATCH_LOCAL_STAGE_RESTART_DELAY:-5}
   trap 'stopping=1; [[ -n $child ]] && kill -TERM "$child" 2>/dev/null' TERM INT
   while :; do
-    "$NEWSWATCH_BIN" run "$stage" &
+    "$NEWSWATCH_LOCAL_BIN" run "$stage" &
     child=$!
     # `wait` returns early when a trapped signal arrives: wait until the stage is gone
     rc=0; wait "$child" || rc=$?
@@ -102,7 +102,7 @@ main() {
   mkdir -p "$LOG_DIR" "$READY_DIR"
   case $cmd in
     start)
-      [[ -x $NEWSWATCH_BIN ]] || die "$NEWSWATCH_BIN not found: run 'make venv' first"
+      [[ -x $NEWSWATCH_LOCAL_BIN ]] || die "$NEWSWATCH_LOCAL_BIN not found: run 'make venv' first"
       for s in "${stages[@]}"; do start_one "$s"; done
       for s in "${stages[@]}"; do wait_ready "$s"; done ;;
     stop)

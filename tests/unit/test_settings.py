@@ -65,3 +65,10 @@ def test_the_image_points_every_data_file_setting_at_its_copy_of_deploy() -> Non
         if isinstance(default, Path) and default.is_relative_to(DEPLOY_DIR):
             expected = f"NEWSWATCH_{name.upper()}=/app/deploy/{default.relative_to(DEPLOY_DIR)}"
             assert expected in dockerfile, f"deploy/Dockerfile lacks {expected}"
+
+
+def test_native_script_variables_are_not_mistaken_for_settings() -> None:
+    settings = load_settings({"NEWSWATCH_LOCAL_RUN_DIR": "/tmp/run", "NEWSWATCH_PARTITIONS": "2"})
+    assert settings.partitions == 2
+    with pytest.raises(SettingsError, match="NEWSWATCH_LOCALE"):
+        load_settings({"NEWSWATCH_LOCALE": "en"})
