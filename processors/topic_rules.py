@@ -10,6 +10,7 @@ A topic file follows the shape Europe Media Monitor uses for its categories::
     classes:                 # named word lists, used in patterns as @name
       foreign: {from: demonyms, except: [RU, UA]}
       abroad: {from: countries, except: [RU, UA]}   # country names (pycountry + gazetteer)
+      town: {from: places, except: [RU, UA]}        # gazetteer places that lie in a country
       combatant: [fighter*, mercenar*]
     exclude: [firefighter*, fighter jet*]   # masked before matching
     terms: {"foreign fighter*": 10, "@foreign @combatant": 6, "prisoner swap*": -8}
@@ -19,6 +20,7 @@ A topic file follows the shape Europe Media Monitor uses for its categories::
         within: 12           # words; "sentence" = anywhere in the same sentence
         all: [["@foreign"], ["fight* for", "enlist*"]]
         min_countries: 2     # optional: the first list's sentence names two countries or more
+        outside: [RU, UA]    # optional: ... and one of them is not in this list
         supporting: false    # optional: true = adds to other rules' evidence, never tags alone
 
 A pattern is a space-separated word sequence; ``word*`` matches any word that
@@ -189,6 +191,9 @@ class Group:
     min_countries: int = 0
     # a supporting group adds to other evidence but never tags a story on its own
     supporting: bool = False
+    # one of the sentence's countries must lie outside this set: "Ecuadorian citizens ...
+    # a Ukrainian brigade" names a third country, "Ukrainian citizens ... Russia" does not
+    outside: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -277,15 +282,34 @@ def country_names() -> dict[str, str]:
     return names
 
 
+@lru_cache(maxsize=1)
+def place_names() -> dict[str, str]:
+    """Gazetteer places that lie in one country (towns, regions) -> ISO alpha-2."""
+    names: dict[str, str] = {}
+    table = resources.files("processors").joinpath("data", "gazetteer.tsv").read_text("utf-8")
+    for line in table.splitlines():
+        row = line.split("\t")
+        if len(row) > 2 and row[0].strip() == "place" and row[2].strip():
+            aliases = row[3].split("|") if len(row) > 3 else []
+            for alias in [row[1], *aliases]:
+                if alias.strip() and not alias.strip().replace(".", "").isupper():
+                    names.setdefault(alias.strip(), row[2].strip().upper())
+    return names
+
+
+_SOURCES = {"demonyms", "countries", "places"}
+
+
 def _build_classes(raw: Any, demonyms: Mapping[str, str]) -> dict[str, list[Pattern]]:
     classes: dict[str, list[Pattern]] = {}
     for name, spec in (raw or {}).items():
         if isinstance(spec, dict):
             source = spec.get("from")
-            if source not in ("demonyms", "countries"):
-                raise ValueError(f"class {name!r}: 'from' must be 'demonyms' or 'countries'")
+            if source not in _SOURCES:
+                raise ValueError(f"class {name!r}: 'from' must be one of {sorted(_SOURCES)}")
             excluded = {c.upper() for c in _as_list(spec.get("except", []), "except")}
-            table = demonyms if source == "demonyms" else country_names()
+            table = {"demonyms": demonyms, "countries": country_names(),
+                     "places": place_names()}[source]
             words = [d for d, cc in table.items() if cc not in excluded]
             if source == "demonyms" and spec.get("forms") == "plural":
                 # "Colombians" names people; the adjective "Colombian" may qualify anything
@@ -360,6 +384,8 @@ def parse_topic(data: Any, source: str, demonyms: Mapping[str, str]) -> TopicDef
                     within=None if within == "sentence" else int(within),
                     min_countries=int(raw.get("min_countries", 0)),
                     supporting=bool(raw.get("supporting", False)),
+                    outside=frozenset(c.upper() for c in _as_list(
+                        raw.get("outside", []), f"group {i} outside")),
                     lists=[
                         [p for text in _as_list(lst, f"group {i} list")
                          for p in compile_pattern(text, classes)]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pipeline.story import Evidence, TopicTag
 from processors.text import Token, sentence_spans, snippet, tokenize
-from processors.topic_rules import Hit, PhraseMatcher, TopicDefinition, load_topics
+from processors.topic_rules import Group, Hit, PhraseMatcher, TopicDefinition, load_topics
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +102,7 @@ class _CompiledTopic:
             done: set[int] = set()
             for anchor in lists[0]:
                 sentence = segment.sentence_of(anchor.start)
-                if sentence in done or (group.min_countries and len(
-                        segment.countries(sentence)) < group.min_countries):
+                if sentence in done or not _enough_countries(group, segment, sentence):
                     continue
                 partners = []
                 for other in lists[1:]:
@@ -116,6 +115,15 @@ class _CompiledTopic:
                         done.add(sentence)
                     found.append(_Occurrence(group.name, group.weight, segment, (anchor, *partners)))
         return found
+
+
+def _enough_countries(group: Group, segment: Segment, sentence: int) -> bool:
+    if not group.min_countries and not group.outside:
+        return True
+    named = segment.countries(sentence)
+    if len(named) < group.min_countries:
+        return False
+    return not group.outside or bool(named - group.outside)
 
 
 def _nearest(anchor: Hit, candidates: list[Hit], within: int | None, seg: Segment) -> Hit | None:

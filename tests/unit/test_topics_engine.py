@@ -131,6 +131,31 @@ def test_min_countries_needs_two_countries_in_the_sentence() -> None:
     assert not eng.classify(None, "Colombian men arrived in Moscow. They fought.")
 
 
+def test_outside_needs_a_country_beyond_the_war() -> None:
+    # "Ecuadorian citizens ... a Ukrainian brigade" names a third country; Ukrainian citizens
+    # joining their own army against Russia do not
+    eng = engine(groups=[{"name": "g", "weight": 10, "within": "sentence", "min_countries": 2,
+                          "outside": ["RU", "UA"], "all": [["citizens"], ["joined"]]}])
+    assert eng.classify(None, "Citizens of Ecuador joined a Ukrainian brigade.")
+    assert not eng.classify(None, "Ukrainian citizens joined the army to fight Russia.")
+
+
+def test_negative_groups_subtract() -> None:
+    eng = engine(terms={"volunteers": 12},
+                 groups=[{"name": "history", "weight": -20, "within": "sentence",
+                          "all": [["memorial"], ["1936"]]}])
+    assert eng.classify(None, "Volunteers arrived.")
+    assert not eng.classify(None, "A memorial to the volunteers of 1936.")
+
+
+def test_place_class_names_towns_of_a_country() -> None:
+    eng = engine(classes={"town": {"from": "places", "except": ["UA"]}},
+                 terms={"man from @town": 10})
+    assert eng.classify(None, "A man from Nakuru was captured.")
+    assert eng.classify(None, "A man from Kathmandu was captured.")
+    assert not eng.classify(None, "A man from Kharkiv was captured.")
+
+
 def test_sentence_groups_count_once_per_sentence() -> None:
     eng = engine(groups=[{"name": "g", "weight": 6, "within": "sentence",
                           "all": [["@nat"], ["battle"]]}],
@@ -169,6 +194,8 @@ def test_exclusions_do_not_mask_negative_terms() -> None:
         ({"name": "x", "threshold": 1, "terms": {"~2 a": 1}}, "begin and end with a word"),
         ({"name": "x", "threshold": 1, "terms": {"a ~2": 1}}, "begin and end with a word"),
         ({"name": "x", "threshold": 1, "terms": {"a ~9 b": 1}}, "must be ~1 to ~5"),
+        ({"name": "x", "threshold": 1, "terms": {"@c": 1}, "classes": {"c": {"from": "towns"}}},
+         "'from' must be one of"),
     ],
 )
 def test_malformed_definitions_fail_with_the_file_name(definition: dict, message: str) -> None:

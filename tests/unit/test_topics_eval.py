@@ -1,11 +1,16 @@
-"""The shipped topics on the labelled evaluation sets (tests/data/topic-eval).
+"""The shipped topics on the labelled development sets (tests/data/topic-eval).
 
-Four sets (processors/README.md, "Evaluation"): the train set the first rules were
+Three files (processors/README.md, "Evaluation"): the train set the first rules were
 written on (foreign-fighters.yaml, other-topics.yaml); heldout.yaml, written by
-someone else without seeing the rules and split by id parity — odd ids are dev1
-(read and tuned on), even ids the test half (never read; measured once, after the
-rules were frozen); and dev2.yaml, a second independent set written by another
-person (120 texts, labelled for foreign-fighters only), read and tuned on.
+someone else without seeing the rules (its odd ids were tuned on in round 2, its even
+ids were the round-2 test half and, once measured, became development data in round 3);
+and dev2.yaml, a second independent set (120 texts, labelled for foreign-fighters only).
+All three are tuned on now. The unseen measure is the sealed set in tests/data/topic-test
+(test2.yaml, 100 texts written by someone who saw neither the rules nor the other sets),
+evaluated once after round 3 was frozen: foreign-fighters precision 0.98, recall 0.90.
+``test_foreign_fighters_meets_the_goal_on_the_sealed_set`` holds that line: the
+issue's goal of 0.9 on both, so one more miss there fails CI. Do not tune on it;
+write a new sealed set before the next round.
 """
 
 from pathlib import Path
@@ -23,9 +28,9 @@ TRAIN_FILES = ("foreign-fighters.yaml", "other-topics.yaml")
 FF = "foreign-fighters"
 
 
-def _heldout(parity: int) -> list[dict[str, Any]]:
+def _heldout(parity: int | None = None) -> list[dict[str, Any]]:
     return [s for s in load_labelled(EVAL_DIR / "heldout.yaml")
-            if int(s["id"].rsplit("-", 1)[1]) % 2 == parity]
+            if parity is None or int(s["id"].rsplit("-", 1)[1]) % 2 == parity]
 
 
 def _train() -> list[dict[str, Any]]:
@@ -48,20 +53,14 @@ def engine() -> TopicEngine:
 
 @pytest.fixture(scope="module")
 def tuned(engine: TopicEngine) -> dict[str, TopicScore]:
-    """Train + dev1: the stories every topic's rules were written and tuned on."""
-    return evaluate(engine, _train() + _heldout(1))
+    """Train + all of heldout.yaml: the stories every topic has labels on."""
+    return evaluate(engine, _train() + _heldout())
 
 
 @pytest.fixture(scope="module")
 def per_set(engine: TopicEngine) -> dict[str, dict[str, TopicScore]]:
-    return {"train": evaluate(engine, _train()), "dev1": evaluate(engine, _heldout(1)),
+    return {"train": evaluate(engine, _train()), "heldout": evaluate(engine, _heldout()),
             "dev2": evaluate(engine, _dev2())}
-
-
-@pytest.fixture(scope="module")
-def test_half(engine: TopicEngine) -> dict[str, TopicScore]:
-    """The even ids of heldout.yaml, never used for tuning."""
-    return evaluate(engine, _heldout(0))
 
 
 def test_the_sets_are_big_enough_and_balanced() -> None:
@@ -81,40 +80,36 @@ def test_the_sets_are_big_enough_and_balanced() -> None:
     assert len(_heldout(0)) >= 50 and len(_heldout(1)) >= 50
 
 
-@pytest.mark.parametrize("name", ["train", "dev1", "dev2"])
-def test_foreign_fighters_meets_its_targets_on_every_tuning_set(
+@pytest.mark.parametrize("name", ["train", "heldout", "dev2"])
+def test_foreign_fighters_meets_its_targets_on_every_development_file(
     per_set: dict[str, dict[str, TopicScore]], name: str,
 ) -> None:
+    # round 3 measured 1.00 / 1.00 on each file; 0.9 is the target, not a frozen floor
     ff = per_set[name][FF]
     assert ff.precision >= 0.9 and ff.recall >= 0.9, report(per_set[name])
 
 
-def test_foreign_fighters_held_out_floor(test_half: dict[str, TopicScore]) -> None:
-    # Measured once on the test half after the rules were frozen (2026-11-27, second
-    # round): precision 0.86 (18 of 21 tags right), recall 0.75 (18 of 24 positives).
-    # The first round's rules measured 0.92 / 0.46. These floors sit just below the
-    # measurement — one more false alarm or one more miss fails — so CI catches a
-    # regression; never tune on this half.
-    ff = test_half[FF]
-    assert ff.precision >= 0.85 and ff.recall >= 0.74, report(test_half)
-
-
-def test_every_shipped_topic_is_usable(
-    tuned: dict[str, TopicScore], test_half: dict[str, TopicScore]
-) -> None:
+def test_every_shipped_topic_is_usable(tuned: dict[str, TopicScore]) -> None:
     assert len(tuned) >= 4
     for name, score in tuned.items():
         assert score.tp + score.fn >= 5, f"{name}: too few labelled positives"
+        # all of heldout is tuned on for foreign-fighters only; the other topics' rules did
+        # not change in round 3 (train + heldout: drone strikes 0.94 / 1.00, sanctions
+        # evasion 1.00 / 0.94, private military companies 1.00 / 1.00)
         assert score.precision >= 0.9 and score.recall >= 0.9, report(tuned)
-    # test half, 3-4 positives per topic (measured 2026-11-27: drone strikes P 0.75 / R 1.00,
-    # private military companies 1.00 / 1.00, sanctions evasion 1.00 / 0.75)
-    for name, score in test_half.items():
-        if name != FF:
-            assert score.precision >= 0.7 and score.recall >= 0.7, report(test_half)
 
 
 def test_hard_negatives_are_all_rejected(per_set: dict[str, dict[str, TopicScore]]) -> None:
-    # every hard-negative kind of train, dev1 and dev2 (firefighters, combat sports, fighter
-    # jets, foreign ministers, prisoner swaps, own soldiers, peacekeepers, exercises, ...)
-    for name, stories in (("train", _train()), ("dev1", _heldout(1)), ("dev2", _dev2())):
+    # every hard-negative kind of train, heldout and dev2 (firefighters, combat sports, fighter
+    # jets, foreign ministers, prisoner swaps, own soldiers, peacekeepers, exercises,
+    # historical memorials, foreign workers and students, ...)
+    for name, stories in (("train", _train()), ("heldout", _heldout()), ("dev2", _dev2())):
         assert not _hard_negatives(stories) & set(per_set[name][FF].false_alarms), name
+
+
+def test_foreign_fighters_meets_the_goal_on_the_sealed_set() -> None:
+    engine = TopicEngine.from_directory(ROOT / "deploy" / "topics", demonym_forms())
+    sealed = load_labelled(ROOT / "tests" / "data" / "topic-test" / "test2.yaml")
+    assert len(sealed) == 100 and sum(FF in (s["topics"] or []) for s in sealed) == 50
+    score = evaluate(engine, sealed)[FF]
+    assert score.precision >= 0.9 and score.recall >= 0.9, report({FF: score})
