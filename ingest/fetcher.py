@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable
 
 from kafka import KafkaProducer
@@ -20,15 +19,11 @@ from ingest.fetch import PageFetcher
 from ingest.state import FEED_HEALTH, state_key
 from pipeline.errors import PermanentError
 from pipeline.kafka_io import ARTICLES, ENTRIES, make_producer
-from pipeline.settings import Settings, get_settings
+from pipeline.settings import Settings
 from pipeline.stage import KafkaTopicSink, run_stage
 from pipeline.story import FetchResult, Story, utcnow
 
 logger = logging.getLogger(__name__)
-
-_default: PageFetcher | None = None
-_default_lock = threading.Lock()
-
 
 def fetch_story(fetcher: PageFetcher, story: Story) -> Story:
     """Fetch and extract ``story`` with ``fetcher``; failures raise with a reason."""
@@ -45,21 +40,6 @@ def fetch_story(fetcher: PageFetcher, story: Story) -> Story:
             "content": content,
         }
     )
-
-
-def fetch_and_extract(story: Story, settings: Settings | None = None) -> Story:
-    """The fetcher's processor: GET the story's page and extract the article into it."""
-    global _default
-    if settings is not None:
-        fetcher = PageFetcher(settings)
-        try:
-            return fetch_story(fetcher, story)
-        finally:
-            fetcher.close()
-    with _default_lock:
-        if _default is None:
-            _default = PageFetcher(get_settings())
-    return fetch_story(_default, story)
 
 
 class ExtractionReporter:
