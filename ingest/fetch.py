@@ -28,6 +28,7 @@ ROBOTS_TTL_S = 24 * 3600
 # an unreachable robots.txt is retried sooner than a fetched one is refreshed
 ROBOTS_ERROR_TTL_S = 300
 ROBOTS_MAX_BYTES = 512_000
+MAX_CRAWL_DELAY_S = 60.0
 
 
 @dataclass
@@ -80,22 +81,35 @@ class RobotsCache:
         rules = cached[0]
         return rules is None or bool(rules.can_fetch(url, self.user_agent))
 
+    def crawl_delay(self, url: str) -> float:
+        """The host's ``Crawl-delay`` for us, in seconds (0 when it sets none); call
+        after ``allowed``, which loads the rules."""
+        parts = urlsplit(url)
+        cached = self._cache.get(f"{parts.scheme}://{parts.netloc}")
+        rules = cached[0] if cached else None
+        delay = rules.crawl_delay(self.user_agent) if rules is not None else None
+        # a publisher's wish, capped so that one odd robots.txt cannot stall a worker for long
+        return min(float(delay or 0), MAX_CRAWL_DELAY_S)
+
 
 class Politeness:
-    """Requests to one host start at least ``delay_s`` apart, across threads."""
+    """Requests to one host start at least ``delay_s`` (or the host's Crawl-delay) apart, across threads."""
 
     def __init__(self, delay_s: float) -> None:
         self.delay_s = delay_s
         self._next: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def wait(self, host: str) -> None:
-        if self.delay_s <= 0:
+    def wait(self, host: str, delay_s: float | None = None) -> None:
+        """Block until this host may be asked again; ``delay_s`` overrides the default
+        (a robots.txt Crawl-delay longer than ours)."""
+        delay = self.delay_s if delay_s is None else delay_s
+        if delay <= 0:
             return
         with self._lock:
             now = time.monotonic()
             start = max(now, self._next.get(host, now))
-            self._next[host] = start + self.delay_s
+            self._next[host] = start + delay
         if start > now:
             time.sleep(start - now)
 
@@ -116,9 +130,12 @@ class PageFetcher:
 
     def fetch(self, url: str) -> FetchedPage:
         """Fetch ``url``; raises ``IngestPermanent`` / ``IngestTransient`` with a reason."""
-        if self.settings.respect_robots and not self.robots.allowed(url):
-            raise IngestPermanent("robots", f"disallowed by robots.txt: {url}")
-        self.politeness.wait(urlsplit(url).hostname or "")
+        delay = self.settings.per_host_delay_s
+        if self.settings.respect_robots:
+            if not self.robots.allowed(url):
+                raise IngestPermanent("robots", f"disallowed by robots.txt: {url}")
+            delay = max(delay, self.robots.crawl_delay(url))
+        self.politeness.wait(urlsplit(url).hostname or "", delay)
         page = get(self.client, url, self.limits,
                    {"User-Agent": self.user_agent, "Accept": PAGE_ACCEPT})
         raise_for_status(page)

@@ -221,3 +221,17 @@ def test_per_host_politeness_delay(site: LocalSite) -> None:
     starts = [r.at for r in site.requests if r.path == "/a"]
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert all(gap >= 0.45 for gap in gaps), gaps
+
+
+def test_robots_crawl_delay_slows_us_down_for_that_host(site: LocalSite) -> None:
+    site.add("/robots.txt", "User-agent: *\nCrawl-delay: 0.5\n", content_type="text/plain")
+    site.add("/a", article())
+    polite = PageFetcher(settings(per_host_delay_s=0))
+    try:
+        for _ in range(3):
+            fetch_story(polite, story(site.url("/a")))
+    finally:
+        polite.close()
+    starts = [r.at for r in site.requests if r.path == "/a"]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert len(gaps) == 2 and all(gap >= 0.45 for gap in gaps), gaps
