@@ -79,9 +79,31 @@ def import_saved_objects(kibana_url: str, auth: tuple[str, str], directory: Path
     return lines
 
 
+SECRETS = {
+    "ELASTIC_PASSWORD": 1,
+    "KIBANA_PASSWORD": 1,
+    "KIBANA_ENCRYPTION_KEY": 32,  # Kibana refuses shorter keys
+    "NEWSWATCH_ELASTICSEARCH_PASSWORD": 1,
+}
+
+
+def missing_secrets(environ: dict[str, str]) -> list[str]:
+    """The secrets that .env must set and does not (or sets too short)."""
+    return [
+        f"{name} (at least {length} characters)" if length > 1 else name
+        for name, length in SECRETS.items()
+        if len(environ.get(name, "")) < length
+    ]
+
+
 def main() -> int:
     """Run every step; exit status 1 with a one-line reason on failure."""
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    missing = missing_secrets(dict(os.environ))
+    if missing:
+        raise RuntimeError(
+            f"set {', '.join(missing)} in .env (cp .env.example .env), then docker compose up -d"
+        )
     from pipeline.bootstrap import bootstrap
     from pipeline.settings import load_settings
 
