@@ -14,8 +14,8 @@ from ingest.errors import IngestPermanent, IngestTransient
 from ingest.fetch import PageFetcher
 from ingest.fetcher import fetch_story
 from pipeline.errors import PermanentError, TransientError
-from pipeline.settings import Settings, load_settings
 from pipeline.story import FeedEntry, Story
+from tests.support.config import local_settings
 from tests.support.site import LocalSite
 
 BODY = (
@@ -44,15 +44,7 @@ def article(title: str = "Two detained after crossing the line", body: str = BOD
 <footer>Copyright 2025 Local Daily. All rights reserved.</footer></body></html>"""
 
 
-def settings(**overrides: Any) -> Settings:
-    env = {
-        "NEWSWATCH_ALLOW_PRIVATE_NETWORKS": "true",
-        "NEWSWATCH_PER_HOST_DELAY_S": "0",
-        "NEWSWATCH_TOTAL_TIMEOUT_S": "3",
-        "NEWSWATCH_READ_TIMEOUT_S": "2",
-    }
-    env.update({f"NEWSWATCH_{k.upper()}": str(v) for k, v in overrides.items()})
-    return load_settings(env)
+settings = local_settings
 
 
 @pytest.fixture
@@ -210,28 +202,24 @@ def test_robots_txt_is_respected_and_cached(site: LocalSite, fetcher: PageFetche
     assert site.hits("/private/a") == 0
 
 
-def test_per_host_politeness_delay(site: LocalSite) -> None:
+def _gaps_between_fetches(site: LocalSite, fetcher: PageFetcher, times: int = 3) -> list[float]:
+    """Fetch /a ``times`` times with ``fetcher``; the seconds between request starts."""
     site.add("/a", article())
-    polite = PageFetcher(settings(per_host_delay_s=0.5, respect_robots="false"))
     try:
-        for _ in range(3):
-            fetch_story(polite, story(site.url("/a")))
+        for _ in range(times):
+            fetch_story(fetcher, story(site.url("/a")))
     finally:
-        polite.close()
+        fetcher.close()
     starts = [r.at for r in site.requests if r.path == "/a"]
-    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    return [b - a for a, b in itertools.pairwise(starts)]
+
+
+def test_per_host_politeness_delay(site: LocalSite) -> None:
+    gaps = _gaps_between_fetches(site, PageFetcher(settings(per_host_delay_s=0.5, respect_robots="false")))
     assert all(gap >= 0.45 for gap in gaps), gaps
 
 
 def test_robots_crawl_delay_slows_us_down_for_that_host(site: LocalSite) -> None:
     site.add("/robots.txt", "User-agent: *\nCrawl-delay: 0.5\n", content_type="text/plain")
-    site.add("/a", article())
-    polite = PageFetcher(settings(per_host_delay_s=0))
-    try:
-        for _ in range(3):
-            fetch_story(polite, story(site.url("/a")))
-    finally:
-        polite.close()
-    starts = [r.at for r in site.requests if r.path == "/a"]
-    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    gaps = _gaps_between_fetches(site, PageFetcher(settings(per_host_delay_s=0)))
     assert len(gaps) == 2 and all(gap >= 0.45 for gap in gaps), gaps

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 from datetime import timedelta
-from typing import Any
 
 import httpx
 import pytest
@@ -13,20 +12,11 @@ import pytest
 from ingest.feeds import FeedSpec
 from ingest.polling import FeedPoller, PollResult
 from ingest.state import FeedState
-from pipeline.settings import Settings, load_settings
+from pipeline.settings import Settings
+from tests.support.config import local_settings
 from tests.support.site import LocalSite, Response, SeenRequest
 
-
-def settings(**overrides: Any) -> Settings:
-    env = {
-        "NEWSWATCH_ALLOW_PRIVATE_NETWORKS": "true",
-        "NEWSWATCH_PER_HOST_DELAY_S": "0",
-        "NEWSWATCH_TOTAL_TIMEOUT_S": "3",
-        "NEWSWATCH_READ_TIMEOUT_S": "2",
-        "NEWSWATCH_CONNECT_TIMEOUT_S": "2",
-    }
-    env.update({f"NEWSWATCH_{k.upper()}": str(v) for k, v in overrides.items()})
-    return load_settings(env)
+settings = local_settings
 
 
 def rss(site: LocalSite, paths: list[str], extra: str = "") -> str:
