@@ -49,6 +49,11 @@ logger = logging.getLogger(__name__)
 Processor = Callable[[Story], "Story | None"]
 
 
+def unchanged(story: Story) -> Story:
+    """The processor of stages whose work is all in the sink (indexer, alerter)."""
+    return story
+
+
 class Sink(Protocol):
     """Where forwarded stories go: a Kafka topic, Elasticsearch, alert topics."""
 

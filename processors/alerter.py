@@ -33,7 +33,7 @@ from pipeline.errors import PermanentError, TransientError
 from pipeline.kafka_io import ENRICHED, TopicSpec, ensure_topics
 from pipeline.retry import backoff
 from pipeline.settings import Settings
-from pipeline.stage import run_stage
+from pipeline.stage import run_stage, unchanged
 from pipeline.story import Story, TopicTag
 from processors.subscriptions import Subscription, Webhook, load_subscriptions
 
@@ -239,10 +239,6 @@ class AlertSink:
         return failures
 
 
-def _identity(story: Story) -> Story:
-    return story
-
-
 def make_reader(settings: Settings, subscriptions: list[Subscription]) -> AlertTopicReader:
     """A group-less consumer over every alert topic, positioned at the beginning."""
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
@@ -259,7 +255,7 @@ def run(settings: Settings) -> None:
     ensure_topics(settings, [TopicSpec(s.alert_topic, partitions=1) for s in subscriptions])
     reader = make_reader(settings, subscriptions)
     try:
-        run_stage("alerter", _identity, ENRICHED,
+        run_stage("alerter", unchanged, ENRICHED,
                   lambda producer: AlertSink(settings, subscriptions, producer, reader), settings)
     finally:
         reader.consumer.close()

@@ -24,7 +24,7 @@ from pipeline.errors import PermanentError, TransientError
 from pipeline.kafka_io import ENRICHED, make_consumer
 from pipeline.retry import backoff
 from pipeline.settings import Settings
-from pipeline.stage import run_stage
+from pipeline.stage import run_stage, unchanged
 from pipeline.story import Story
 from processors.elastic import (
     bootstrap_index,
@@ -140,10 +140,6 @@ def _is_transient(exc: BaseException) -> bool:
     return isinstance(exc, TRANSIENT)
 
 
-def _identity(story: Story) -> Story:
-    return story
-
-
 def feed_health_actions(records: list[ConsumerRecord], index: str) -> list[dict[str, Any]]:
     """Bulk actions for feed-health events; ``_id`` = topic/partition/offset (replay-safe).
 
@@ -213,7 +209,7 @@ def run(settings: Settings) -> None:
                               name="feed-health", daemon=True)
     health.start()
     try:
-        run_stage("indexer", _identity, ENRICHED,
+        run_stage("indexer", unchanged, ENRICHED,
                   lambda _producer: ElasticsearchSink(settings, es), settings)
     finally:
         stop.set()
