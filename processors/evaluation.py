@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,4 +67,136 @@ def report(scores: dict[str, TopicScore]) -> str:
     for name, s in sorted(scores.items()):
         lines.append(f"| {name} | {s.tp + s.fn} | {s.precision:.2f} | {s.recall:.2f} | "
                      f"{', '.join(s.misses) or '-'} | {', '.join(s.false_alarms) or '-'} |")
+    return "\n".join(lines)
+
+
+# --- real published news (tests/data/topic-real): the quality measure --------------------------
+#
+# Records are JSON lines: real text with its source (web records carry the text, the shared
+# corpora's records only their labels: the bodies are read from ../shared/corpora). The split is
+# a hash of the source, fixed before any tuning: dev is what calibration and thresholds are
+# chosen on (bench/topics/calibrate.py), test is read only by the evaluation that CI asserts.
+
+TOPIC_NAMES = ("foreign-fighters", "drone-and-missile-strikes", "private-military-companies",
+               "sanctions-evasion")
+
+
+def split_of(source: str) -> str:
+    """"dev" or "test", from a hash of the record's source (half each, fixed forever)."""
+    digest = hashlib.sha256(source.encode("utf-8")).digest()
+    return "test" if digest[0] % 2 == 0 else "dev"
+
+
+@dataclass(frozen=True)
+class RealStory:
+    source: str
+    language: str
+    title: str
+    text: str
+    labels: dict[str, int]
+    kind: str  # positive | hard-negative | general (the shared corpora are "general")
+
+    @property
+    def split(self) -> str:
+        return split_of(self.source)
+
+
+def load_real(directory: Path, corpora_dir: Path | None) -> list[RealStory]:
+    """Every record of ``directory``'s ``*.jsonl``; corpus records need ``corpora_dir``
+    (``../shared/corpora``) and are left out when it is None."""
+    bodies: dict[str, dict[str, Any]] = {}
+    stories: list[RealStory] = []
+    for path in sorted(directory.glob("*.jsonl")):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                source = str(record["source"])
+                labels = {name: int(record["labels"][name]) for name in TOPIC_NAMES}
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ValueError(f"{path}:{number}: bad record: {exc}") from None
+            corpus, _, page = source.partition(":")
+            if corpus in ("aeb", "news4k") and "text" not in record:
+                if corpora_dir is None:
+                    continue
+                if corpus not in bodies:
+                    truth = corpora_dir / corpus / "ground-truth.json"
+                    bodies[corpus] = json.loads(truth.read_text(encoding="utf-8"))
+                page_truth = bodies[corpus][page]
+                title = str(page_truth.get("title") or "")
+                text = str(page_truth.get("articleBody") or "")
+                language, kind = "en", "general"
+            else:
+                title, text = str(record.get("title") or ""), str(record["text"])
+                language, kind = str(record.get("language") or "en"), str(record.get("kind") or "")
+            stories.append(RealStory(source, language, title, text, labels, kind))
+    return stories
+
+
+def wilson(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (95 % by default); (0, 1) when total is 0."""
+    if total == 0:
+        return 0.0, 1.0
+    p = successes / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass
+class RealScore(TopicScore):
+    """TopicScore plus the false alarms among the general (shared-corpus) stories."""
+
+    general: int = 0
+    general_false_alarms: int = 0
+
+    @property
+    def false_alarms_per_1000(self) -> float:
+        return 1000 * self.general_false_alarms / self.general if self.general else 0.0
+
+    def intervals(self) -> dict[str, tuple[float, float]]:
+        fa_low, fa_high = wilson(self.general_false_alarms, self.general)
+        return {"precision": wilson(self.tp, self.tp + self.fp),
+                "recall": wilson(self.tp, self.tp + self.fn),
+                "false_alarms_per_1000": (1000 * fa_low, 1000 * fa_high)}
+
+
+def evaluate_real(engine: TopicEngine, stories: list[RealStory],
+                  languages: tuple[str, ...] | None = None) -> dict[str, RealScore]:
+    """Per topic: counts over ``stories`` (optionally only those in ``languages``)."""
+    scores = {name: RealScore() for name in engine.names}
+    for story in stories:
+        if languages and story.language not in languages:
+            continue
+        found = {t.name for t in engine.classify(story.title or None, story.text, story.language)}
+        for name, score in scores.items():
+            gold = bool(story.labels.get(name))
+            hit = name in found
+            if story.kind == "general" and not gold:
+                score.general += 1
+                score.general_false_alarms += hit
+            if hit and gold:
+                score.tp += 1
+            elif hit:
+                score.fp += 1
+                score.false_alarms.append(story.source)
+            elif gold:
+                score.fn += 1
+                score.misses.append(story.source)
+    return scores
+
+
+def real_report(scores: dict[str, RealScore]) -> str:
+    """A Markdown table with 95 % Wilson intervals."""
+    lines = ["| topic | positives | precision (95 % CI) | recall (95 % CI) | general stories | "
+             "false alarms per 1,000 general (95 % CI) |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for name, s in sorted(scores.items()):
+        ci = s.intervals()
+        p, r, fa = ci["precision"], ci["recall"], ci["false_alarms_per_1000"]
+        lines.append(
+            f"| {name} | {s.tp + s.fn} | {s.precision:.2f} ({p[0]:.2f}-{p[1]:.2f}) | "
+            f"{s.recall:.2f} ({r[0]:.2f}-{r[1]:.2f}) | {s.general} | "
+            f"{s.false_alarms_per_1000:.1f} ({fa[0]:.1f}-{fa[1]:.1f}) |")
     return "\n".join(lines)
