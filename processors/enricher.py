@@ -43,8 +43,11 @@ class Enricher:
 
     @classmethod
     def from_settings(cls, settings: Settings, profile: bool = False) -> Enricher:
-        """Load the topic definitions of ``settings.topics_dir``; a bad file fails here, at start."""
-        return cls(TopicEngine.from_directory(settings.topics_dir, demonym_forms()), profile=profile)
+        """Load the topic definitions of ``settings.topics_dir`` and the sentence model of their
+        checks; a bad file, or a model whose files fail their hash check, fails here, at start."""
+        engine = TopicEngine.from_directory(settings.topics_dir, demonym_forms())
+        engine.warm_up()
+        return cls(engine, profile=profile)
 
     @contextmanager
     def _timed(self, name: str) -> Iterator[None]:

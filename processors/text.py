@@ -15,11 +15,13 @@ from dataclasses import dataclass
 # army" is two tokens, not three) but dropped from the normalised form.
 _WORD = re.compile(r"\w+(?:['\u2019]s\b)?")
 # Sentence ends: terminal punctuation (optionally closed by a quote or bracket)
-# followed by space and an upper-case letter, digit or opening quote; or a
-# blank line. No model is needed for news prose, and abbreviations such as
-# "U.S. officials" rarely matter for evidence snippets.
+# followed by space and anything but a lower-case letter; or a blank line, or a
+# line starting a list. "Not lower case" rather than "upper case" so that
+# Cyrillic, Greek and Arabic (which has no case) split too. No model is needed
+# for news prose, and abbreviations such as "U.S. officials" rarely matter for
+# evidence snippets.
 _SENTENCE_END = re.compile(
-    r"(?<=[.!?…])[\"'”\u2019)\]]?\s+(?=[\"“\u2018(\[]?[A-Z0-9À-Þ])"
+    r"(?P<stop>(?<=[.!?…؟。])[\"'”\u2019)\]»]?\s+)"
     r"|\n\s*\n|\n(?=\s*[-•*])"
 )
 
@@ -51,6 +53,8 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     start = 0
     for match in _SENTENCE_END.finditer(text):
+        if match.group("stop") and text[match.end() : match.end() + 1].islower():
+            continue  # "e.g. this", "U.S. officials", "5 p.m. yesterday": no new sentence
         spans.append((start, match.start()))
         start = match.end()
     spans.append((start, len(text)))

@@ -3,9 +3,13 @@
 Scoring follows Europe Media Monitor's categories: each matched term or
 satisfied proximity group adds its weight (negative weights subtract), words
 inside an exclusion phrase count for nothing, and a story is tagged when the
-sum reaches the topic's threshold. A tag's ``score`` is that sum divided by the
-threshold (1.0 = just tagged; comparable across topics); its evidence is the
-sentences that contributed most, with the words that matched.
+sum reaches the topic's threshold. Without a meaning check a tag's ``score``
+is that sum divided by the threshold (1.0 = just tagged). A topic with a
+``check`` (``processors/topic_check.py``) uses the rules to propose candidates
+only: the candidate's best sentences must also pass the sentence-model check,
+and the tag's ``score`` is then the calibrated probability (0..1) with
+``rule_score`` beside it. Either way the evidence is the sentences that decided,
+with the words that matched.
 """
 
 from __future__ import annotations
@@ -13,12 +17,15 @@ from __future__ import annotations
 import bisect
 import logging
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from pipeline.story import Evidence, TopicTag
 from processors.text import Token, sentence_spans, snippet, tokenize
+from processors.topic_check import CompiledCheck, Passage, Verdict, trigger_passages
 from processors.topic_rules import Group, Hit, PhraseMatcher, TopicDefinition, load_topics
 
 logger = logging.getLogger(__name__)
@@ -68,9 +75,13 @@ class _Occurrence:
     hits: tuple[Hit, ...]
 
 
+Embed = Callable[[list[str]], np.ndarray]
+
+
 class _CompiledTopic:
-    def __init__(self, topic: TopicDefinition) -> None:
+    def __init__(self, topic: TopicDefinition, embed: Embed) -> None:
         self.topic = topic
+        self.check = CompiledCheck(topic.check, embed) if topic.check else None
         patterns = [("x", p) for p in topic.exclude]
         patterns += [(f"t:{term}", p) for term, (_, ps) in topic.terms.items() for p in ps]
         for gi, group in enumerate(topic.groups):
@@ -143,11 +154,28 @@ def _nearest(anchor: Hit, candidates: list[Hit], within: int | None, seg: Segmen
     return best
 
 
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """What the cheap first pass found for one topic: the input of the meaning check."""
+
+    topic: str
+    path: str  # "rules" (the topic's own languages) or "triggers" (other languages)
+    rule_score: float  # rule sum / threshold; 0 on the triggers path
+    passages: list[Passage]
+
+
+def _lazy_model_embed(texts: list[str]) -> np.ndarray:
+    # imported on first use: engines without checks (and their tests) never load the model
+    from processors.sentence_model import shared
+
+    return shared().embed(texts)
+
+
 class TopicEngine:
     """All topics of a directory, compiled once; ``classify`` is a pure function of the text."""
 
-    def __init__(self, topics: list[TopicDefinition]) -> None:
-        self.topics = [_CompiledTopic(t) for t in topics]
+    def __init__(self, topics: list[TopicDefinition], embed: Embed | None = None) -> None:
+        self.topics = [_CompiledTopic(t, embed or _lazy_model_embed) for t in topics]
 
     @classmethod
     def from_directory(cls, directory: Path, demonyms: Mapping[str, str]) -> TopicEngine:
@@ -161,26 +189,94 @@ class TopicEngine:
     def names(self) -> list[str]:
         return [c.topic.name for c in self.topics]
 
+    def warm_up(self) -> None:
+        """Embed every check's descriptions now (loading the model), not on the first story."""
+        for compiled in self.topics:
+            if compiled.check is not None:
+                compiled.check.features([Passage("warm-up", None)], 0.0)
+
+    def definition(self, name: str) -> TopicDefinition:
+        return next(c.topic for c in self.topics if c.topic.name == name)
+
     def classify(self, title: str | None, text: str, language: str | None = None) -> list[TopicTag]:
-        """The topics whose threshold ``title`` + ``text`` reach, best first, with evidence."""
-        segments = [Segment.of("title", title)] if title else []
-        segments.append(Segment.of("text", text))
+        """The topics ``title`` + ``text`` are about, best first, with evidence."""
+        segments = _segments(title, text)
         tags = []
         for compiled in self.topics:
-            topic = compiled.topic
-            if topic.languages and language and language not in topic.languages:
-                continue
-            tag = self._score(compiled, segments)
+            tag = self._tag(compiled, segments, language)
             if tag is not None:
                 tags.append(tag)
         tags.sort(key=lambda t: -t.score)
         return tags
 
+    def candidates(self, title: str | None, text: str, language: str | None = None) -> list[Candidate]:
+        """Every topic's first-pass candidate (for calibration and evaluation), checked or not."""
+        segments = _segments(title, text)
+        found = []
+        for compiled in self.topics:
+            if compiled.check is not None:
+                cand = self._candidate(compiled, segments, language)
+                if cand is not None:
+                    found.append(cand)
+        return found
+
+    def compiled_check(self, name: str) -> CompiledCheck | None:
+        return next(c.check for c in self.topics if c.topic.name == name)
+
     def explain(self, title: str | None, text: str) -> dict[str, float]:
-        """Raw score of every topic (tagged or not): for tuning rules and the evaluation."""
-        segments = [Segment.of("title", title)] if title else []
-        segments.append(Segment.of("text", text))
+        """Raw rule score of every topic (tagged or not): for tuning rules and the evaluation."""
+        segments = _segments(title, text)
         return {c.topic.name: self._raw(c, segments)[0] for c in self.topics}
+
+    def _rules_apply(self, topic: TopicDefinition, language: str | None) -> bool:
+        return not (topic.languages and language and language not in topic.languages)
+
+    def _candidate(self, compiled: _CompiledTopic, segments: list[Segment],
+                   language: str | None) -> Candidate | None:
+        topic, check = compiled.topic, compiled.topic.check
+        assert check is not None
+        if not self._rules_apply(topic, language):
+            stems = check.triggers.get(language or "")
+            if not stems:
+                return None
+            passages = []
+            for seg in segments:
+                found = trigger_passages(seg.text, seg.sentences, stems, check.passages)
+                in_title = seg.field == "title"
+                passages += [Passage(p.text, None, p.matched) for p in found] if in_title else found
+            if not passages:
+                return None
+            return Candidate(topic.name, "triggers", 0.0, passages[: check.passages + 1])
+        total, counted = self._raw(compiled, segments)
+        if total < check.candidate_score * topic.threshold or not _required(topic, counted):
+            return None
+        passages = [_passage(seg, idx, words) for seg, idx, words, _ in _ranked_sentences(counted)]
+        headline = [p for p in passages if p.start is None]
+        body = [p for p in passages if p.start is not None][: check.passages]
+        if not headline and segments[0].field == "title":
+            headline = [Passage(segments[0].text, None)]  # the headline is always checked
+        return Candidate(topic.name, "rules", round(total / topic.threshold, 3), headline + body)
+
+    def _tag(self, compiled: _CompiledTopic, segments: list[Segment],
+             language: str | None) -> TopicTag | None:
+        topic = compiled.topic
+        if compiled.check is not None:
+            cand = self._candidate(compiled, segments, language)
+            if cand is None:
+                return None
+            verdict = compiled.check.judge(cand.passages, cand.rule_score, cand.path)
+            if verdict is not None:
+                return _checked_tag(topic, cand, verdict)
+            if cand.path != "rules":
+                return None
+            # an uncalibrated check (a new topic) falls back to the rules alone
+        if not self._rules_apply(topic, language):
+            return None
+        total, counted = self._raw(compiled, segments)
+        if total < topic.threshold or not _required(topic, counted):
+            return None
+        return TopicTag(name=topic.name, score=round(total / topic.threshold, 3),
+                        evidence=_evidence(counted))
 
     def _raw(
         self, compiled: _CompiledTopic, segments: list[Segment]
@@ -202,22 +298,33 @@ class TopicEngine:
             counted = [(occ, value) for occ, value in counted if occ.rule not in compiled.supporting]
         return sum(v for _, v in counted), counted
 
-    def _score(self, compiled: _CompiledTopic, segments: list[Segment]) -> TopicTag | None:
-        topic = compiled.topic
-        total, counted = self._raw(compiled, segments)
-        if total < topic.threshold:
-            return None
-        if topic.require_any and not any(o.rule in topic.require_any for o, _ in counted):
-            return None
-        return TopicTag(
-            name=topic.name,
-            score=round(total / topic.threshold, 3),
-            evidence=_evidence(counted),
-        )
+
+def _segments(title: str | None, text: str) -> list[Segment]:
+    segments = [Segment.of("title", title)] if title else []
+    segments.append(Segment.of("text", text))
+    return segments
 
 
-def _evidence(counted: list[tuple[_Occurrence, float]]) -> list[Evidence]:
-    # Group the positive contributions by sentence; the strongest sentences are the evidence.
+def _required(topic: TopicDefinition, counted: list[tuple[_Occurrence, float]]) -> bool:
+    return not topic.require_any or any(o.rule in topic.require_any for o, _ in counted)
+
+
+def _checked_tag(topic: TopicDefinition, cand: Candidate, verdict: Verdict) -> TopicTag | None:
+    assert topic.check is not None
+    if verdict.probability < topic.check.tag_probability:
+        return None
+    evidence = [
+        Evidence(text=snippet(p.text, 0, len(p.text)), matched=list(p.matched), start=p.start)
+        for p, _ in verdict.ranked[:MAX_EVIDENCE]
+    ]
+    return TopicTag(name=topic.name, score=round(verdict.probability, 3),
+                    rule_score=cand.rule_score, evidence=evidence)
+
+
+def _ranked_sentences(
+    counted: list[tuple[_Occurrence, float]],
+) -> list[tuple[Segment, int, list[str], float]]:
+    """The sentences the positive contributions fall in, strongest first, with their words."""
     sentences: dict[tuple[str, int], tuple[Segment, float, list[str]]] = {}
     for occ, value in counted:
         if value <= 0:
@@ -230,13 +337,22 @@ def _evidence(counted: list[tuple[_Occurrence, float]]) -> list[Evidence]:
             if surface not in words:
                 words.append(surface)
         sentences[(seg.field, idx)] = (seg, score + value, words)
-    best = sorted(sentences.items(), key=lambda kv: -kv[1][1])[:MAX_EVIDENCE]
+    best = sorted(sentences.items(), key=lambda kv: -kv[1][1])
+    return [(seg, idx, words, score) for (_, idx), (seg, score, words) in best]
+
+
+def _passage(seg: Segment, idx: int, words: list[str]) -> Passage:
+    start, end = seg.sentences[idx]
+    return Passage(seg.text[start:end], start if seg.field == "text" else None, tuple(words))
+
+
+def _evidence(counted: list[tuple[_Occurrence, float]]) -> list[Evidence]:
     evidence = []
-    for (field, idx), (seg, _, words) in best:
+    for seg, idx, words, _ in _ranked_sentences(counted)[:MAX_EVIDENCE]:
         start, end = seg.sentences[idx]
         evidence.append(
             # start is the offset in the body text; None marks the headline
             Evidence(text=snippet(seg.text, start, end), matched=words,
-                     start=start if field == "text" else None)
+                     start=start if seg.field == "text" else None)
         )
     return evidence

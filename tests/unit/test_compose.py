@@ -142,7 +142,7 @@ def test_dockerfile_is_slim_non_root_and_pinned() -> None:
 
 
 @pytest.mark.parametrize("path", ["deploy/compose/setup.py", "deploy/Dockerfile",
-                                  "deploy/compose/constraints.txt"])
+                                  "deploy/compose/constraints.txt", "deploy/model-requirements.txt"])
 def test_files_the_image_needs_are_not_docker_ignored(path: str) -> None:
     ignored = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
                if line.strip() and not line.startswith("#")]

@@ -1,4 +1,9 @@
-"""The shipped topics on the labelled development sets (tests/data/topic-eval).
+"""The shipped topics' RULES (the first pass) on the invented development sets.
+
+These sets are invented wire copy: since issue 8 they are a regression suite for the
+rule engine alone (every topic's ``check`` is switched off here), never the quality
+measure. Quality is measured on real published news, with the meaning check, in
+test_topics_real_news.py.
 
 Three files (processors/README.md, "Evaluation"): the train set the first rules were
 written on (foreign-fighters.yaml, other-topics.yaml); heldout.yaml, written by
@@ -13,6 +18,7 @@ issue's goal of 0.9 on both, so one more miss there fails CI. Do not tune on it;
 write a new sealed set before the next round.
 """
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +26,7 @@ import pytest
 
 from processors.evaluation import TopicScore, evaluate, load_labelled, report
 from processors.gazetteer import demonym_forms
+from processors.topic_rules import load_topics
 from processors.topics import TopicEngine
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,9 +53,15 @@ def _hard_negatives(stories: list[dict[str, Any]]) -> set[str]:
     return {s["id"] for s in stories if s.get("kind") and FF not in (s.get("topics") or [])}
 
 
+def rules_only() -> TopicEngine:
+    """The shipped topics without their meaning check: what the first pass proposes."""
+    topics = load_topics(ROOT / "deploy" / "topics", demonym_forms())
+    return TopicEngine([dataclasses.replace(t, check=None) for t in topics])
+
+
 @pytest.fixture(scope="module")
 def engine() -> TopicEngine:
-    return TopicEngine.from_directory(ROOT / "deploy" / "topics", demonym_forms())
+    return rules_only()
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +121,7 @@ def test_hard_negatives_are_all_rejected(per_set: dict[str, dict[str, TopicScore
 
 
 def test_foreign_fighters_meets_the_goal_on_the_sealed_set() -> None:
-    engine = TopicEngine.from_directory(ROOT / "deploy" / "topics", demonym_forms())
+    engine = rules_only()
     sealed = load_labelled(ROOT / "tests" / "data" / "topic-test" / "test2.yaml")
     assert len(sealed) == 100 and sum(FF in (s["topics"] or []) for s in sealed) == 50
     score = evaluate(engine, sealed)[FF]
