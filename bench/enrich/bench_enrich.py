@@ -69,6 +69,9 @@ def main() -> int:
     print(f"enrich: {n / total_s:.0f} stories/s on one core; mean {statistics.mean(per_story_ms):.2f} ms, "
           f"median {statistics.median(per_story_ms):.2f} ms, "
           f"p95 {sorted(per_story_ms)[int(n * 0.95)]:.2f} ms per story")
+    checked = sum(1 for title, text in stories if enricher.topics.candidates(title, text, "en"))
+    print(f"stories the meaning check's sentence model ran on (a rule candidate for a topic): "
+          f"{checked} of {len(stories)} ({100 * checked / len(stories):.1f} %)")
     profiled = sum(enricher.seconds.values())
     for name, seconds in sorted(enricher.seconds.items(), key=lambda kv: -kv[1]):
         print(f"  {name:<11} {100 * seconds / profiled:5.1f}%  {1000 * seconds / n:.2f} ms/story")
