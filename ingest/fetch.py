@@ -18,6 +18,7 @@ from protego import Protego
 from ingest.errors import IngestPermanent, IngestTransient
 from ingest.extract import decode_html, header_charset
 from ingest.httpget import Limits, Page, get, raise_for_status
+from ingest.transport import new_client
 from pipeline.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -114,16 +115,23 @@ class Politeness:
             time.sleep(start - now)
 
 
+def _refuse_early(page: Page) -> None:
+    """Status and content type are known before the body: an error page or a PDF is
+    refused without downloading it."""
+    raise_for_status(page)
+    content_type = page.content_type
+    if content_type and content_type not in HTML_TYPES:
+        raise IngestPermanent("not_html", f"not HTML: {content_type} at {page.final_url}")
+
+
 class PageFetcher:
     """GET an article page within the settings' limits and return it decoded."""
 
     def __init__(self, settings: Settings, client: httpx.Client | None = None) -> None:
         self.settings = settings
         self.limits = Limits.for_pages(settings)
-        self.client = client or httpx.Client(
-            timeout=self.limits.timeout(), trust_env=False,
-            limits=httpx.Limits(max_connections=settings.fetch_concurrency * 2),
-        )
+        # from ingest.transport: the guard and the total deadline live in its network backend
+        self.client = client or new_client(settings.fetch_concurrency * 2)
         self.user_agent = settings.http_user_agent
         self.robots = RobotsCache(self.client, self.limits, self.user_agent)
         self.politeness = Politeness(settings.per_host_delay_s)
@@ -137,14 +145,10 @@ class PageFetcher:
             delay = max(delay, self.robots.crawl_delay(url))
         self.politeness.wait(urlsplit(url).hostname or "", delay)
         page = get(self.client, url, self.limits,
-                   {"User-Agent": self.user_agent, "Accept": PAGE_ACCEPT})
-        raise_for_status(page)
-        content_type = page.content_type
-        if content_type and content_type not in HTML_TYPES:
-            raise IngestPermanent("not_html", f"not HTML: {content_type} at {page.final_url}")
+                   {"User-Agent": self.user_agent, "Accept": PAGE_ACCEPT}, inspect=_refuse_early)
         if not page.body.strip():
             raise IngestPermanent("empty", f"empty response body from {page.final_url}")
-        if not content_type and b"<" not in page.body[:1024]:
+        if not page.content_type and b"<" not in page.body[:1024]:
             raise IngestPermanent("not_html", f"not HTML (no content type) at {page.final_url}")
         html, charset = decode_html(page.body, header_charset(page.headers.get("content-type")))
         return FetchedPage(page, html, charset)
