@@ -115,7 +115,8 @@ def check(target: str, as_json: bool) -> None:
                           etag=page.headers.get("etag"),
                           last_modified=page.headers.get("last-modified"),
                           cache_control=page.headers.get("cache-control"))
-        parsed = parse_feed(data, url, headers)
+        parsed = parse_feed(data, url, headers, settings.feed_max_entries,
+                            settings.feed_parse_max_bytes)
     except FAILURES as exc:
         _fail(f"cannot read feed {target}: {exc} [{error_kind(exc)}]")
         return
