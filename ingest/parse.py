@@ -12,6 +12,7 @@ from __future__ import annotations
 import calendar
 import contextlib
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 MAX_TITLE = 1000
 MAX_SUMMARY = 5000
+# C0 controls but tab/newline/CR, and DEL: a feed's NUL bytes must not reach Kafka or ES
+CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # for callers without settings (tools, tests): the defaults of the two settings
 DEFAULT_MAX_ENTRIES: int = Settings.model_fields["feed_max_entries"].default
 DEFAULT_PARSE_MAX_BYTES: int = Settings.model_fields["feed_parse_max_bytes"].default
@@ -70,6 +73,7 @@ class ParsedFeed:
 def _text(value: Any, limit: int) -> str | None:
     if not value or not isinstance(value, str):
         return None
+    value = CONTROL.sub("", value)  # before lxml, which refuses strings with NUL bytes
     if "<" in value:
         # summaries are HTML; downstream wants text
         with contextlib.suppress(ParserError, ValueError):
@@ -101,7 +105,7 @@ def _link(entry: Any, base: str) -> str | None:
         candidates.append(entry.get("id") or "")
     for candidate in candidates:
         candidate = candidate.strip()
-        if not candidate:
+        if not candidate or CONTROL.search(candidate):
             continue
         absolute = urljoin(base, candidate)
         try:
