@@ -17,12 +17,10 @@ fetched either way.
 
 from __future__ import annotations
 
-import email.utils
 import heapq
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from ingest.errors import IngestPermanent
 
@@ -32,6 +30,13 @@ DATE = re.compile(
     rb"<(?:[A-Za-z_][\w.-]*:)?(?:pubDate|published|updated|date|issued|modified|created)"
     rb"(?:\s[^>]*)?>\s*([^<]{4,80}?)\s*<"
 )
+# dates as feeds write them, read with one regex each: email.utils took 2 s for 156,000 entries
+RFC822 = re.compile(rb"(\d{1,2})\s+([A-Za-z]{3})[a-z]*\.?\s+(\d{2,4})\s+(\d{1,2}):(\d{2})(?::(\d{2}))?"
+                    rb"\s*([+-]\d{4})?")
+ISO8601 = re.compile(rb"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?(?:[.,]\d+)?"
+                     rb"\s*(Z|[+-]\d{2}:?\d{2})?)?")
+MONTHS = {m: i for i, m in enumerate(
+    (b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec"), 1)}
 DTD_END = re.compile(rb"\]\s*>")
 PROLOG_BYTES = 4096  # a DOCTYPE comes before the root element, right after the XML declaration
 # an entry this large is an attack or an accident: feedparser would spend seconds on it
@@ -60,21 +65,34 @@ def drop_internal_dtd(data: bytes) -> tuple[bytes, bool]:
     return data[:bracket] + b">" + data[end.end():], True
 
 
+def _offset_s(zone: bytes | None) -> int:
+    if not zone or zone == b"Z":
+        return 0
+    digits = zone[1:].replace(b":", b"")
+    seconds = int(digits[:2]) * 3600 + int(digits[2:4] or 0) * 60
+    return -seconds if zone[:1] == b"-" else seconds
+
+
 def _timestamp(entry: bytes) -> float:
-    match = DATE.search(entry)
-    if match is None:
+    """Seconds since the epoch of the entry's first date, or -inf without one; only an
+    ordering key (a month counts 31 days), so cheap matters more than exact."""
+    date = DATE.search(entry)
+    if date is None:
         return float("-inf")
-    text = match.group(1).decode("ascii", "replace").strip()
-    try:
-        parsed = email.utils.parsedate_to_datetime(text)  # RSS: RFC 822
-    except (TypeError, ValueError, IndexError):
-        try:
-            parsed = datetime.fromisoformat(text)  # Atom, dc:date: ISO 8601
-        except ValueError:
+    text = date.group(1)
+    if match := RFC822.search(text):
+        day, month_name, year, hour, minute, second, zone = match.groups()
+        month = MONTHS.get(month_name.lower())
+        if month is None:
             return float("-inf")
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
+        year_n = int(year) + (2000 if len(year) == 2 else 0)
+    elif match := ISO8601.match(text):
+        year, month_b, day, hour, minute, second, zone = match.groups()
+        year_n, month = int(year), int(month_b)
+    else:
+        return float("-inf")
+    days = (year_n * 12 + month) * 31 + int(day)
+    return (days * 24 + int(hour or 0)) * 3600 + int(minute or 0) * 60 + int(second or 0) - _offset_s(zone)
 
 
 def _spans(data: bytes) -> Iterator[tuple[int, int]]:
