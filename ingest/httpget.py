@@ -88,6 +88,9 @@ def translate_http_error(url: str, exc: httpx.HTTPError) -> Exception:
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
         return IngestPermanent("bad_url", f"cannot fetch {url}: {exc}")
     if isinstance(exc, httpx.RemoteProtocolError):
+        # httpx checks a Location even when it does not follow it
+        if "location header" in str(exc):
+            return IngestPermanent("bad_redirect", f"unusable redirect from {url}: {exc}")
         # h11's words for a response cut short, as opposed to one that is malformed
         if "complete message body" in str(exc) or "incomplete chunked read" in str(exc):
             return IngestTransient("incomplete", f"connection closed mid-response from {url}: {exc}")
@@ -187,6 +190,10 @@ class Exchange:
             return self.timed_out()
         return translate_http_error(self.current, exc)
 
+    def unusable_url(self, exc: Exception) -> IngestPermanent:
+        """A URL that cannot be parsed, IDNA-encoded or resolved as a name."""
+        return IngestPermanent("bad_url", f"cannot fetch {self.current[:200]}: {exc}")
+
     def timed_out(self) -> IngestTransient:
         return IngestTransient(
             "timeout", f"total timeout {self.limits.total_s:g}s fetching {self.current}"
@@ -208,7 +215,13 @@ class Exchange:
             raise IngestPermanent(
                 "bad_redirect", f"HTTP {response.status_code} without Location from {self.current}"
             )
-        target = urljoin(self.current, location.strip())
+        try:
+            target = urljoin(self.current, location.strip())
+            check_url(target)
+        except (ValueError, IngestPermanent):
+            raise IngestPermanent(
+                "bad_redirect", f"unusable Location {location[:200]!r} from {self.current}"
+            ) from None
         if target in self.chain:
             raise IngestPermanent(
                 "redirect_loop", f"redirect loop: {' -> '.join([*self.chain, target])}"
@@ -250,6 +263,8 @@ def get(client: httpx.Client, url: str, limits: Limits, headers: dict[str, str] 
                     return exchange.finish()
         except httpx.HTTPError as exc:
             raise exchange.failure(exc) from None
+        except (httpx.InvalidURL, ValueError) as exc:  # UnicodeError (IDNA) is a ValueError
+            raise exchange.unusable_url(exc) from None
 
 
 async def aget(client: httpx.AsyncClient, url: str, limits: Limits,
@@ -272,3 +287,5 @@ async def aget(client: httpx.AsyncClient, url: str, limits: Limits,
             raise exchange.timed_out() from None
         except httpx.HTTPError as exc:
             raise exchange.failure(exc) from None
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise exchange.unusable_url(exc) from None

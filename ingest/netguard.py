@@ -43,7 +43,10 @@ def is_blocked_address(address: str) -> bool:
 
 def check_url(url: str) -> None:
     """Refuse anything but an absolute http(s) URL with a valid port (no network)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed IPv6 bracket
+        raise IngestPermanent("bad_url", f"not a parsable URL: {url[:200]}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise IngestPermanent("bad_url", f"not an absolute http(s) URL: {url[:200]}")
     try:
