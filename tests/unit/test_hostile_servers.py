@@ -130,6 +130,20 @@ def test_fifty_hop_chain_stops_at_max_redirects(driver: str, serve: Callable[...
     assert len(server.paths) == LIMITS.max_redirects + 1
 
 
+@pytest.mark.parametrize("location", ["http://[::1", "file:///etc/passwd", "gopher://x/", ""])
+def test_unusable_redirect_targets_are_named(driver: str, serve: Callable[..., RawServer],
+                                             location: str) -> None:
+    server = serve(redirects(lambda _path: location))
+    kind, seconds, _ = outcome(driver, server.url("/"))
+    assert kind == "bad_redirect" and seconds < BOUND_S
+    assert server.paths == ["/"]
+
+
+@pytest.mark.parametrize("url", ["http://[::1/", "http://a..b/", "http://xn--/", "ftp://example.org/"])
+def test_unusable_urls_are_named(driver: str, url: str) -> None:
+    assert outcome(driver, url)[0] == "bad_url"
+
+
 @pytest.fixture
 def only_127_0_0_1_is_public(monkeypatch: pytest.MonkeyPatch) -> None:
     """The guard's address policy with 127.0.0.1 standing in for the public internet and
