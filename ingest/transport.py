@@ -189,9 +189,9 @@ class AsyncGuardedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-def _pool_args(max_connections: int) -> dict[str, Any]:
+def _pool_args(max_connections: int, ssl_context: ssl.SSLContext | None) -> dict[str, Any]:
     return {
-        "ssl_context": httpx.create_ssl_context(trust_env=False),
+        "ssl_context": ssl_context or httpx.create_ssl_context(trust_env=False),
         "max_connections": max_connections,
         "max_keepalive_connections": min(max_connections, 100),
         "keepalive_expiry": 5.0,
@@ -199,30 +199,34 @@ def _pool_args(max_connections: int) -> dict[str, Any]:
 
 
 class _GuardedTransport(httpx.HTTPTransport):
-    def __init__(self, max_connections: int) -> None:
+    def __init__(self, max_connections: int, ssl_context: ssl.SSLContext | None) -> None:
         super().__init__(trust_env=False)
         # httpx offers no parameter for the network backend, so its pool is rebuilt with ours
         self._pool = httpcore.ConnectionPool(network_backend=GuardedBackend(),
-                                             **_pool_args(max_connections))
+                                             **_pool_args(max_connections, ssl_context))
 
 
 class _AsyncGuardedTransport(httpx.AsyncHTTPTransport):
-    def __init__(self, max_connections: int) -> None:
+    def __init__(self, max_connections: int, ssl_context: ssl.SSLContext | None) -> None:
         super().__init__(trust_env=False)
         self._pool = httpcore.AsyncConnectionPool(network_backend=AsyncGuardedBackend(),
-                                                  **_pool_args(max_connections))
+                                                  **_pool_args(max_connections, ssl_context))
 
 
-def new_client(max_connections: int = 20) -> httpx.Client:
-    """A blocking client for ``ingest.httpget.get`` (no proxies from the environment)."""
-    client = httpx.Client(transport=_GuardedTransport(max_connections), trust_env=False)
+def new_client(max_connections: int = 20, ssl_context: ssl.SSLContext | None = None) -> httpx.Client:
+    """A blocking client for ``ingest.httpget.get`` (no proxies from the environment);
+    ``ssl_context`` replaces the certifi trust store (tests with their own CA)."""
+    transport = _GuardedTransport(max_connections, ssl_context)
+    client = httpx.Client(transport=transport, trust_env=False)
     _guarded.add(client)
     return client
 
 
-def new_async_client(max_connections: int = 100) -> httpx.AsyncClient:
+def new_async_client(max_connections: int = 100,
+                     ssl_context: ssl.SSLContext | None = None) -> httpx.AsyncClient:
     """An async client for ``ingest.httpget.aget``."""
-    client = httpx.AsyncClient(transport=_AsyncGuardedTransport(max_connections), trust_env=False)
+    transport = _AsyncGuardedTransport(max_connections, ssl_context)
+    client = httpx.AsyncClient(transport=transport, trust_env=False)
     _guarded.add(client)
     return client
 

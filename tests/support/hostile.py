@@ -13,6 +13,7 @@ away, so a behaviour can simply write until it is told to stop.
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -64,8 +65,10 @@ def _read_head(sock: socket.socket) -> bytes:
 
 
 class RawServer:
-    def __init__(self, behave: Behaviour, host: str = "127.0.0.1") -> None:
+    def __init__(self, behave: Behaviour, host: str = "127.0.0.1",
+                 tls: ssl.SSLContext | None = None) -> None:
         self.behave = behave
+        self.tls = tls
         self.paths: list[str] = []
         self.heads: list[bytes] = []
         self.connections = 0
@@ -92,18 +95,21 @@ class RawServer:
             threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
 
     def _serve(self, sock: socket.socket) -> None:
-        with sock:
-            sock.settimeout(30)
-            try:
-                head = _read_head(sock)
-                if not head:
-                    return
-                self.heads.append(head)
-                path = head.split(b" ", 2)[1].decode("latin-1") if head.count(b" ") >= 2 else "/"
-                self.paths.append(path)
-                self.behave(Conn(sock, self._stop), path)
-            except (Gone, OSError):
-                pass
+        sock.settimeout(30)
+        try:
+            if self.tls is not None:
+                sock = self.tls.wrap_socket(sock, server_side=True)
+            head = _read_head(sock)
+            if not head:
+                return
+            self.heads.append(head)
+            path = head.split(b" ", 2)[1].decode("latin-1") if head.count(b" ") >= 2 else "/"
+            self.paths.append(path)
+            self.behave(Conn(sock, self._stop), path)
+        except (Gone, OSError):  # ssl.SSLError included
+            pass
+        finally:
+            sock.close()
 
     def close(self) -> None:
         self._stop.set()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
+import subprocess
 import threading
 import tracemalloc
 import zlib
@@ -355,3 +357,57 @@ def test_unreachable_robots_txt_disallows_for_now() -> None:
         fetcher.close()
     assert info.value.kind == "robots_unreachable"
     assert info.value.retry_after is not None and info.value.retry_after > 60
+
+
+@pytest.fixture(scope="module")
+def tls_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, ssl.SSLContext, list[str]]:
+    """A server context with a self-signed certificate for rebind.test, a client context
+    trusting only it, and the SNI names the server was asked for."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=rebind.test", "-addext", "subjectAltName=DNS:rebind.test",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert, key)
+    names: list[str] = []
+
+    def remember(_sock: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
+        names.append(name or "")
+
+    server.sni_callback = remember
+    client = ssl.create_default_context(cafile=str(cert))
+    return server, client, names
+
+
+@pytest.mark.usefixtures("only_127_0_0_1_is_public")
+def test_https_to_a_checked_address_keeps_sni_and_verification(
+    driver: str, serve: Callable[..., RawServer], monkeypatch: pytest.MonkeyPatch,
+    tls_pair: tuple[ssl.SSLContext, ssl.SSLContext, list[str]],
+) -> None:
+    server_tls, client_tls, names = tls_pair
+    server = RawServer(lambda conn, _path: respond(conn, b"secure"), tls=server_tls)
+    real_getaddrinfo = socket.getaddrinfo
+
+    def fake_dns(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "rebind.test":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+        return real_getaddrinfo(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake_dns)
+    names.clear()
+    try:
+        if driver == "sync":
+            with new_client(ssl_context=client_tls) as client:
+                page = get(client, f"https://rebind.test:{server.port}/", GUARDED)
+        else:
+            async def go() -> Page:
+                async with new_async_client(ssl_context=client_tls) as client:
+                    return await aget(client, f"https://rebind.test:{server.port}/", GUARDED)
+
+            page = asyncio.run(go())
+    finally:
+        server.close()
+    # the certificate is for the name, so verification passed against the name, not 127.0.0.1
+    assert page.body == b"secure"
+    assert names == ["rebind.test"]
