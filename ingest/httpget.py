@@ -163,9 +163,12 @@ class Exchange:
         if declared.isdigit() and int(declared) > self.limits.max_bytes:
             raise self._too_large()
         self._response = response
-        self._decoder = decoder_for(response.headers.get("content-encoding"), self.current)
         if self.inspect is not None:
             self.inspect(self._page(b""))
+        if 200 <= response.status_code < 300:
+            self._decoder = decoder_for(response.headers.get("content-encoding"), self.current)
+        # otherwise (304, an error page) only the status counts: an odd encoding on such a
+        # body must not turn a retryable 503 into a permanent bad_encoding; it is kept raw
         return False
 
     def on_chunk(self, raw: bytes) -> None:

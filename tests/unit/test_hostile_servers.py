@@ -22,7 +22,7 @@ import pytest
 from ingest import netguard
 from ingest.errors import IngestPermanent, IngestTransient
 from ingest.fetch import PageFetcher
-from ingest.httpget import Limits, Page, aget, get
+from ingest.httpget import Limits, Page, aget, get, raise_for_status
 from ingest.transport import new_async_client, new_client
 from tests.support.config import local_settings
 from tests.support.hostile import Behaviour, Conn, Elapsed, RawServer, respond, response_head
@@ -411,3 +411,19 @@ def test_https_to_a_checked_address_keeps_sni_and_verification(
     # the certificate is for the name, so verification passed against the name, not 127.0.0.1
     assert page.body == b"secure"
     assert names == ["rebind.test"]
+
+
+@pytest.mark.parametrize(("status", "kind"), [("503 Service Unavailable", "http_503"),
+                                              ("304 Not Modified", "ok")])
+def test_an_odd_encoding_on_a_bodiless_or_error_response_keeps_its_status(
+    driver: str, serve: Callable[..., RawServer], status: str, kind: str
+) -> None:
+    server = serve(lambda conn, _path: respond(conn, b"\x00junk", status,
+                                               {"Content-Encoding": "br, gzip"}))
+    try:
+        page = fetch(driver, server.url("/"))
+        raise_for_status(page)
+        got = "ok"
+    except (IngestPermanent, IngestTransient) as exc:
+        got = exc.kind
+    assert got == kind
