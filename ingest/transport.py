@@ -51,12 +51,15 @@ class Budget:
     def left(self) -> float:
         return self.deadline - time.monotonic()
 
-    def clamp(self, timeout: float | None, expired: type[Exception]) -> float:
-        """``timeout`` cut to what is left; ``expired`` is raised once nothing is."""
+    def clamp(self, timeout: float | None, expired: type[Exception]) -> float | None:
+        """``timeout`` cut to what is left (None: no limit at all); ``expired`` is raised
+        once nothing is left."""
         left = self.left()
         if left <= 0:
             raise expired("total deadline reached")
-        return left if timeout is None else min(timeout, left)
+        if timeout is None:
+            return None if left == float("inf") else left
+        return min(timeout, left)
 
     @contextmanager
     def active(self) -> Iterator[Budget]:

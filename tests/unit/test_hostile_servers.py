@@ -427,3 +427,17 @@ def test_an_odd_encoding_on_a_bodiless_or_error_response_keeps_its_status(
     except (IngestPermanent, IngestTransient) as exc:
         got = exc.kind
     assert got == kind
+
+
+def test_the_guard_holds_outside_get_and_get_refuses_plain_clients(
+    serve: Callable[..., RawServer],
+) -> None:
+    import httpx
+
+    server = serve(lambda conn, _path: respond(conn, b"internal"))
+    with new_client() as guarded, pytest.raises(IngestPermanent) as info:
+        guarded.get(server.url("/"))  # no budget set: the guard is on, whatever the caller
+    assert info.value.kind == "private_address"
+    with httpx.Client() as plain, pytest.raises(TypeError):
+        get(plain, server.url("/"), LIMITS)
+    assert server.connections == 0
