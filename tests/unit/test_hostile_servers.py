@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from ingest import netguard
@@ -432,8 +433,6 @@ def test_an_odd_encoding_on_a_bodiless_or_error_response_keeps_its_status(
 def test_the_guard_holds_outside_get_and_get_refuses_plain_clients(
     serve: Callable[..., RawServer],
 ) -> None:
-    import httpx
-
     server = serve(lambda conn, _path: respond(conn, b"internal"))
     with new_client() as guarded, pytest.raises(IngestPermanent) as info:
         guarded.get(server.url("/"))  # no budget set: the guard is on, whatever the caller
