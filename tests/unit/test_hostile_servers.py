@@ -322,7 +322,7 @@ def test_dripping_robots_txt_holds_no_worker_past_its_budget(serve: Callable[...
                 worker.join(timeout=60)
     finally:
         fetcher.close()
-    assert other_host.s < 2
+    assert other_host.s < 5  # not queued behind the 10 s robots.txt drip
     assert outcomes == ["robots_unreachable"] * 3
     assert elapsed.s < fetcher.robots.limits.total_s + 5
     assert slow.paths.count("/robots.txt") == 1 and "/a" not in slow.paths
