@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import click
-import httpx
 from pydantic import ValidationError
 
 from ingest.errors import IngestPermanent, IngestTransient, error_kind
 from ingest.feeds import FeedList, FeedSpec, load_feeds, to_opml, to_yaml
 from ingest.httpget import Limits, Page, aget, raise_for_status
 from ingest.parse import parse_feed
+from ingest.transport import new_async_client
 from pipeline.settings import Settings
 
 FAILURES = (IngestPermanent, IngestTransient)
@@ -88,7 +88,7 @@ def export(fmt: str, output: Path | None) -> None:
 
 
 async def _download(url: str, settings: Settings) -> Page:
-    async with httpx.AsyncClient(trust_env=False) as client:
+    async with new_async_client(4) as client:
         headers = {"User-Agent": settings.http_user_agent}
         return await aget(client, url, Limits.for_feeds(settings), headers)
 
@@ -115,7 +115,8 @@ def check(target: str, as_json: bool) -> None:
                           etag=page.headers.get("etag"),
                           last_modified=page.headers.get("last-modified"),
                           cache_control=page.headers.get("cache-control"))
-        parsed = parse_feed(data, url, headers)
+        parsed = parse_feed(data, url, headers, settings.feed_max_entries,
+                            settings.feed_parse_max_bytes)
     except FAILURES as exc:
         _fail(f"cannot read feed {target}: {exc} [{error_kind(exc)}]")
         return

@@ -1,22 +1,28 @@
 """Private-network guard: a feed must not be able to make us fetch internal services.
 
-Every URL (and every redirect hop) is resolved before it is fetched, and a
-host that resolves to a loopback, private, link-local, reserved, multicast or
-unspecified address is refused, unless ``allow_private_networks`` is set (local
-tests and demos). Resolution happens again inside the HTTP client, so a DNS
-answer that changes between the two look-ups (rebinding) is not covered here;
-a network-level egress policy is the complete answer to that.
+A host is resolved once, every address it resolves to is checked, and the
+connection is then made to one of those checked addresses (``ingest.transport``
+does the connecting), so a DNS answer that changes between the check and the
+connect (rebinding) cannot slip through. Loopback, private, link-local,
+reserved, multicast and unspecified addresses are refused unless
+``allow_private_networks`` is set (local tests and demos). This runs for every
+connection, so for every redirect hop as well.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import ipaddress
 import socket
 from typing import Any
 from urllib.parse import urlsplit
 
 from ingest.errors import IngestPermanent, IngestTransient
+
+# getaddrinfo cannot be given a timeout; the blocking path runs it here so that a
+# slow resolver costs the caller its deadline, never more (the thread may linger)
+_RESOLVER = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="resolve")
 
 
 def is_blocked_address(address: str) -> bool:
@@ -35,51 +41,66 @@ def is_blocked_address(address: str) -> bool:
     )
 
 
-def _host_port(url: str) -> tuple[str, int]:
-    parts = urlsplit(url)
+def check_url(url: str) -> None:
+    """Refuse anything but an absolute http(s) URL with a valid port (no network)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed IPv6 bracket
+        raise IngestPermanent("bad_url", f"not a parsable URL: {url[:200]}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise IngestPermanent("bad_url", f"not an absolute http(s) URL: {url[:200]}")
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        parts.port  # noqa: B018 - raises on an invalid port
     except ValueError:
         raise IngestPermanent("bad_url", f"invalid port in {url[:200]}") from None
-    return parts.hostname, port
 
 
-def _check(url: str, host: str, infos: list[Any]) -> None:
-    for info in infos:
-        address = str(info[4][0])
-        if is_blocked_address(address):
-            raise IngestPermanent(
-                "private_address", f"refusing to fetch private address {address} ({host}) for {url}"
-            )
-
-
-def _dns_error(url: str, host: str, exc: socket.gaierror) -> Exception:
+def _dns_error(host: str, exc: socket.gaierror) -> Exception:
     if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", -5)):
-        return IngestPermanent("dns", f"host not found: {host} ({url})")
+        return IngestPermanent("dns", f"host not found: {host}")
     return IngestTransient("dns", f"DNS lookup failed for {host}: {exc}")
 
 
-def guard_url(url: str, allow_private: bool) -> None:
-    """Raise ``PermanentError`` if ``url`` points into a private network."""
-    host, port = _host_port(url)
-    if allow_private:
-        return
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise _dns_error(url, host, exc) from None
-    _check(url, host, infos)
+def _dns_timeout(host: str) -> IngestTransient:
+    return IngestTransient("timeout", f"total timeout while resolving {host}")
 
 
-async def guard_url_async(url: str, allow_private: bool) -> None:
-    """``guard_url`` for the event loop (resolution does not block other feeds)."""
-    host, port = _host_port(url)
-    if allow_private:
-        return
+def checked_addresses(host: str, infos: list[Any], allow_private: bool) -> list[str]:
+    """The addresses of ``getaddrinfo`` answer ``infos``; all of them must pass the guard,
+    because a resolver may hand the client any one of them."""
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if not allow_private:
+        for address in addresses:
+            if is_blocked_address(address):
+                raise IngestPermanent(
+                    "private_address", f"refusing to fetch private address {address} ({host})"
+                )
+    if not addresses:
+        raise IngestTransient("dns", f"DNS lookup for {host} returned no address")
+    return addresses
+
+
+def resolve(host: str, port: int, allow_private: bool, timeout: float | None) -> list[str]:
+    """Resolve ``host`` within ``timeout`` seconds and return the checked addresses."""
+    future = _RESOLVER.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = future.result(timeout=timeout)
+    except concurrent.futures.TimeoutError:
+        raise _dns_timeout(host) from None
     except socket.gaierror as exc:
-        raise _dns_error(url, host, exc) from None
-    _check(url, host, infos)
+        raise _dns_error(host, exc) from None
+    return checked_addresses(host, infos, allow_private)
+
+
+async def aresolve(host: str, port: int, allow_private: bool, timeout: float | None) -> list[str]:
+    """``resolve`` for the event loop (resolution does not block other feeds)."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await asyncio.wait_for(
+            loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout
+        )
+    except TimeoutError:
+        raise _dns_timeout(host) from None
+    except socket.gaierror as exc:
+        raise _dns_error(host, exc) from None
+    return checked_addresses(host, infos, allow_private)

@@ -1,8 +1,10 @@
 """Feed bytes -> typed entries (feedparser on bytes we downloaded; it never fetches).
 
 Every outcome is explicit: a feed parses cleanly, parses with problems (ill-formed
-XML feedparser recovered from, entries without links, bad dates), is a valid
-feed with no entries, or is not a feed at all (``IngestPermanent``).
+XML feedparser recovered from, entries without links, bad dates, entries left
+out by ``ingest.feedtrim``), is a valid feed with no entries, or is not a feed at
+all (``IngestPermanent``). feedparser only ever sees a bounded document: at most
+``max_entries`` entries (the newest) and ``max_bytes`` bytes, its parse budget.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import calendar
 import contextlib
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,12 +24,19 @@ import lxml.html
 from lxml.etree import ParserError
 
 from ingest.errors import IngestPermanent
+from ingest.feedtrim import trim_feed
+from pipeline.settings import Settings
 from pipeline.urls import InvalidURL, canonical_url
 
 logger = logging.getLogger(__name__)
 
 MAX_TITLE = 1000
 MAX_SUMMARY = 5000
+# C0 controls but tab/newline/CR, and DEL: a feed's NUL bytes must not reach Kafka or ES
+CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# for callers without settings (tools, tests): the defaults of the two settings
+DEFAULT_MAX_ENTRIES: int = Settings.model_fields["feed_max_entries"].default
+DEFAULT_PARSE_MAX_BYTES: int = Settings.model_fields["feed_parse_max_bytes"].default
 
 
 @dataclass
@@ -63,6 +73,7 @@ class ParsedFeed:
 def _text(value: Any, limit: int) -> str | None:
     if not value or not isinstance(value, str):
         return None
+    value = CONTROL.sub("", value)  # before lxml, which refuses strings with NUL bytes
     if "<" in value:
         # summaries are HTML; downstream wants text
         with contextlib.suppress(ParserError, ValueError):
@@ -94,7 +105,7 @@ def _link(entry: Any, base: str) -> str | None:
         candidates.append(entry.get("id") or "")
     for candidate in candidates:
         candidate = candidate.strip()
-        if not candidate:
+        if not candidate or CONTROL.search(candidate):
             continue
         absolute = urljoin(base, candidate)
         try:
@@ -105,11 +116,15 @@ def _link(entry: Any, base: str) -> str | None:
     return None
 
 
-def parse_feed(data: bytes, url: str, headers: dict[str, str] | None = None) -> ParsedFeed:
-    """Parse feed bytes fetched from ``url``; raises ``IngestPermanent`` if it is not a feed."""
+def parse_feed(data: bytes, url: str, headers: dict[str, str] | None = None,
+               max_entries: int = DEFAULT_MAX_ENTRIES,
+               max_bytes: int = DEFAULT_PARSE_MAX_BYTES) -> ParsedFeed:
+    """Parse feed bytes fetched from ``url`` (the newest ``max_entries`` entries, at most
+    ``max_bytes`` of them); raises ``IngestPermanent`` if it is not a feed."""
     response_headers = {"content-location": url, **(headers or {})}
+    trimmed = trim_feed(data, url, max_entries, max_bytes)
     try:
-        parsed = feedparser.parse(data, response_headers=response_headers)
+        parsed = feedparser.parse(trimmed.data, response_headers=response_headers)
     except Exception as exc:  # feedparser is robust, but this is untrusted input
         raise IngestPermanent("parse_error", f"feed parser failed on {url}: {exc!r}") from None
     result = ParsedFeed(version=parsed.get("version") or "")
@@ -123,7 +138,9 @@ def parse_feed(data: bytes, url: str, headers: dict[str, str] | None = None) -> 
     if parsed.get("bozo"):
         bozo = parsed.get("bozo_exception")
         result.problems.append(f"{type(bozo).__name__}: {bozo}"[:500])
-    entries = parsed.get("entries") or []
+    result.problems.extend(trimmed.problems)
+    # feedtrim already kept max_entries when it could find the entries; this is the backstop
+    entries = (parsed.get("entries") or [])[:max_entries]
     for index, entry in enumerate(entries):
         link = _link(entry, url)
         if link is None:

@@ -15,12 +15,12 @@ import logging
 import time
 from collections import Counter
 
-import httpx
 from kafka import KafkaProducer
 
 from ingest.feeds import FeedSpec, load_feeds
 from ingest.polling import FeedPoller, PollResult
 from ingest.state import FeedState, in_shard, load_states, send_state, state_key
+from ingest.transport import new_async_client
 from pipeline.health import clear_ready, mark_ready
 from pipeline.kafka_io import ENTRIES, make_producer
 from pipeline.settings import Settings
@@ -106,11 +106,8 @@ class PollerLoop:
         return max(0.0, min(waits, default=IDLE_SLEEP_MAX_S))
 
     async def run(self, once: bool) -> Counter[str]:
-        limits = httpx.Limits(max_connections=self.settings.poller_concurrency,
-                              max_keepalive_connections=min(self.settings.poller_concurrency, 100))
-        timeout = httpx.Timeout(self.settings.read_timeout_s, connect=self.settings.connect_timeout_s,
-                                pool=self.settings.total_timeout_s)
-        async with httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False) as client:
+        # timeouts are set per request by ingest.httpget, within each fetch's total deadline
+        async with new_async_client(self.settings.poller_concurrency) as client:
             poller = FeedPoller(self.settings, client)
             while not self.stop.is_set():
                 specs = list(self.specs) if once else self.due()

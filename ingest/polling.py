@@ -137,7 +137,9 @@ class FeedPoller:
             # byte-identical to the last poll (a server without validators): nothing to parse
             return self._succeeded(spec, state, "unchanged", [], hint, page.status)
         # parsing is CPU work; a thread keeps the event loop serving other feeds' sockets
-        parsed = await asyncio.to_thread(parse_feed, page.body, page.final_url, page.headers)
+        parsed = await asyncio.to_thread(parse_feed, page.body, page.final_url, page.headers,
+                                         self.settings.feed_max_entries,
+                                         self.settings.feed_parse_max_bytes)
         state.content_hash = digest  # only a body that parsed may short-cut the next poll
         period = feed_period(parsed.ttl, parsed.update_period, parsed.update_frequency)
         hint = max(hint or 0, period or 0) or None

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     poller_per_host: int = Field(default=2, ge=1)  # feeds in flight per host
     poller_full_fetch_s: float = Field(default=86400, gt=0)  # ignore validators after this long
     max_feed_bytes: int = Field(default=20_000_000, gt=0)
+    # entries taken from one poll of a feed, newest first (a feed listing thousands is cut)
+    feed_max_entries: int = Field(default=500, ge=1)
+    # the parse budget: bytes of entries handed to feedparser per poll (about 2 s per MB)
+    feed_parse_max_bytes: int = Field(default=2_000_000, ge=10_000)
 
     # Fetcher
     user_agent: str = "newswatch/0.1 (+{contact})"

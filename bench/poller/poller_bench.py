@@ -25,11 +25,10 @@ import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import httpx
-
 from ingest.feeds import FeedSpec
 from ingest.polling import FeedPoller
 from ingest.state import FeedState
+from ingest.transport import new_async_client
 from pipeline.settings import load_settings
 
 ENTRIES_PER_FEED = 20
@@ -110,9 +109,8 @@ async def bench(port: int, n: int, concurrency: int) -> dict[str, object]:
         "NEWSWATCH_POLLER_PER_HOST": str(concurrency),
     })
     specs = [FeedSpec(url=f"http://127.0.0.1:{port}/feed/{i}.xml") for i in range(n)]
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     states: dict[str, FeedState] = {}
-    async with httpx.AsyncClient(limits=limits, trust_env=False) as client:
+    async with new_async_client(concurrency) as client:
         poller = FeedPoller(settings, client)
         cold = await poll_round(poller, specs, states)
         steady = await poll_round(poller, specs, states)

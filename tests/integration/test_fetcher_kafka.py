@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 
 import pytest
@@ -15,6 +16,7 @@ from pipeline.kafka_io import ARTICLES, DLQ, ENTRIES, make_consumer, make_produc
 from pipeline.settings import Settings
 from pipeline.stage import KafkaTopicSink, StageRunner
 from pipeline.story import FeedEntry, Story
+from tests.support.hostile import Conn, RawServer, respond
 from tests.support.site import LocalSite
 
 pytestmark = pytest.mark.integration
@@ -83,3 +85,50 @@ def test_fetcher_stage_forwards_articles_and_dead_letters_failures(
     events = [json.loads(v or b"{}") for _, v, _ in read_all(settings, FEED_HEALTH)]
     outcomes = sorted((e["ok"], e["error_kind"]) for e in events if e["kind"] == "extraction")
     assert outcomes == [(False, "http_410"), (False, "no_text"), (False, "not_html"), (True, None)]
+
+
+def test_a_dripping_host_is_cut_off_while_other_hosts_are_fetched(
+    site: LocalSite, make_settings: Callable[..., Settings]
+) -> None:
+    def drip(conn: Conn, path: str) -> None:
+        if path == "/robots.txt":
+            respond(conn, b"", "404 Not Found")
+            return
+        conn.send(b"HTTP/1.1 200 OK\r\n")
+        conn.drip(b"X-Slow: " + b"a" * 1000, 0.5)  # forever, as far as a 4 s deadline goes
+
+    slow = RawServer(drip)
+    settings = make_settings(total_timeout_s=4, read_timeout_s=2, max_attempts=2)
+    page = (f"<html><head><title>Turbines delayed</title></head><body><article>{TEXT}"
+            f"</article></body></html>")
+    good = [f"/good{i}" for i in range(5)]
+    for path in good:
+        site.add(path, page)
+    urls = [slow.url("/slow"), *(site.url(p) for p in good)]
+    producer: KafkaProducer = make_producer(settings)
+    for url in urls:
+        story = Story.from_link(url, feed=FeedEntry(feed_url=site.url("/feed.xml"), link=url))
+        producer.send(settings.topic(ENTRIES), key=story.id.encode(), value=story.to_bytes())
+    producer.flush()
+
+    fetcher = PageFetcher(settings)
+    stage_producer = make_producer(settings)
+    runner = StageRunner(
+        "fetcher", make_processor(fetcher, None), settings.topic(ENTRIES),
+        KafkaTopicSink(stage_producer, settings.topic(ARTICLES)), settings=settings,
+        consumer=make_consumer(settings, "fetcher"), producer=stage_producer, concurrency=2,
+    )
+    started = time.monotonic()
+    try:
+        runner.run(idle_exit_after=3)
+    finally:
+        fetcher.close()
+        slow.close()
+    elapsed = time.monotonic() - started
+
+    assert sorted(Story.from_bytes(v).url for _, v, _ in read_all(settings, ARTICLES)) == sorted(
+        site.url(p) for p in good)
+    dead = [h["x-error"].decode() for _, _, h in read_all(settings, DLQ)]
+    assert len(dead) == 1 and dead[0].startswith("total timeout 4s fetching")
+    # two attempts of at most 4 s each, plus the idle exit and Kafka start-up
+    assert elapsed < 2 * 4 + 3 + 20

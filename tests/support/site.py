@@ -11,11 +11,13 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 
 @dataclass
@@ -36,6 +38,13 @@ class SeenRequest:
 
 
 Handler = Callable[[SeenRequest], Response]
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # a client that stops reading (size cap, early refusal) resets the connection
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class LocalSite:
@@ -81,7 +90,7 @@ class LocalSite:
             def do_POST(self) -> None:
                 self._serve(True)
 
-        self.server = ThreadingHTTPServer((host, 0), _Handler)
+        self.server = _QuietServer((host, 0), _Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)

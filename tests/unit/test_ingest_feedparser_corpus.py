@@ -14,10 +14,9 @@ import re
 from collections import Counter
 from pathlib import Path
 
-import httpx
-
 from ingest.feeds import FeedSpec
 from ingest.polling import FeedPoller, PollResult
+from ingest.transport import new_async_client
 from pipeline.settings import load_settings
 from tests.support.site import LocalSite, Response
 
@@ -50,7 +49,7 @@ async def poll_all(urls: list[str]) -> list[PollResult]:
     settings = load_settings({"NEWSWATCH_ALLOW_PRIVATE_NETWORKS": "true",
                               "NEWSWATCH_PER_HOST_DELAY_S": "0", "NEWSWATCH_POLLER_PER_HOST": "16",
                               "NEWSWATCH_TOTAL_TIMEOUT_S": "10"})
-    async with httpx.AsyncClient() as client:
+    async with new_async_client() as client:
         poller = FeedPoller(settings, client)
         return await asyncio.gather(*(poller.poll(FeedSpec(url=u), None) for u in urls))
 

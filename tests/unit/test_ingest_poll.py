@@ -6,12 +6,12 @@ import asyncio
 import gzip
 from datetime import timedelta
 
-import httpx
 import pytest
 
 from ingest.feeds import FeedSpec
 from ingest.polling import FeedPoller, PollResult
 from ingest.state import FeedState
+from ingest.transport import new_async_client
 from pipeline.settings import Settings
 from tests.support.config import local_settings
 from tests.support.site import LocalSite, Response, SeenRequest
@@ -32,7 +32,7 @@ def rss(site: LocalSite, paths: list[str], extra: str = "") -> str:
 
 def poll(spec: FeedSpec, state: FeedState | None = None, s: Settings | None = None) -> PollResult:
     async def go() -> PollResult:
-        async with httpx.AsyncClient() as client:
+        async with new_async_client() as client:
             return await FeedPoller(s or settings(), client).poll(spec, state)
 
     return asyncio.run(go())
