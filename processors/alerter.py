@@ -57,7 +57,8 @@ def kibana_link(kibana_url: str, story_id: str) -> str:
 def _tag_json(tag: TopicTag) -> dict[str, Any]:
     return {
         "name": tag.name,
-        "score": tag.score,
+        "score": tag.score,  # calibrated probability where the topic has a meaning check
+        "rule_score": tag.rule_score,
         "evidence": [e.model_dump(exclude_none=True) for e in tag.evidence],
     }
 

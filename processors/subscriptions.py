@@ -7,7 +7,7 @@ filters:                        # every filter given must hold; within one, any 
   languages: [en, fr]
   countries: [UA, CO]           # ISO 3166 alpha-2, against the story's countries
   entities: [Wagner Group]      # case-insensitive, against the story's entity names
-  minimum_score: 2.0            # a tag counts only at or above this score
+  minimum_score: 0.82           # a tag counts only at or above this score (a probability)
 output:
   webhook:                      # optional: HTTP POST of each alert
     url: https://hooks.example.org/newswatch
