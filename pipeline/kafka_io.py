@@ -66,6 +66,13 @@ def make_producer(settings: Settings, **overrides: object) -> KafkaProducer:
         "acks": "all",
         "linger_ms": 20,
         "retries": 5,
+        # kafka-python's idempotent producer (its default since 3.0) treats a record the broker
+        # refuses (MESSAGE_TOO_LARGE for one story) as fatal: every later send of the producer,
+        # dead letters included, fails, and the stage would crash on every redelivery. The
+        # pipeline is idempotent through story ids instead; one request in flight keeps each
+        # partition in order across retries (the compacted feed-state topic relies on it).
+        "enable_idempotence": False,
+        "max_in_flight_requests_per_connection": 1,
         "client_id": "newswatch",
     }
     options.update(overrides)

@@ -12,9 +12,10 @@ import itertools
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PREFIX = "NEWSWATCH_"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -61,7 +62,8 @@ class Settings(BaseSettings):
     ready_dir: Path | None = None
     # Delayed retries of transient failures: one retry topic per tier (news.retry.1 ..), each
     # message waits its tier's delay; after the last tier it is dead-lettered. "60,300,1800".
-    retry_delays_s: tuple[float, ...] = (60, 300, 1800, 7200, 21600)
+    # (NoDecode: the value is "60,300", not JSON; the validator below parses it)
+    retry_delays_s: Annotated[tuple[float, ...], NoDecode] = (60, 300, 1800, 7200, 21600)
 
     # Poller
     poll_interval_s: float = Field(default=900, gt=0)

@@ -354,7 +354,9 @@ class StageRunner:
                     if self.consumer.assignment():
                         idle += 1
                     if idle_exit_after is not None and idle >= idle_exit_after:
-                        break
+                        if self._caught_up():
+                            break
+                        idle = 0  # empty polls after a rebalance, with messages still to read
                     continue
                 idle = 0
                 self.run_batch(records)
@@ -364,6 +366,14 @@ class StageRunner:
             raise
         finally:
             self.close()
+
+    def _caught_up(self) -> bool:
+        """Every assigned partition read to its end (``idle_exit_after`` ends only then)."""
+        assigned = list(self.consumer.assignment())
+        if not assigned:
+            return False
+        end = self.consumer.end_offsets(assigned)
+        return all(self.consumer.position(tp) >= end[tp] for tp in assigned)
 
     def close(self) -> None:
         logger.info("%s: closing", self.name)
