@@ -55,6 +55,7 @@ class Retrier:
         self.topics = [settings.topic(t) for t in retry_topics(settings)]
         self.dlq_topic = settings.topic(DLQ)
         self._resume_at: dict[TopicPartition, float] = {}
+        self._known_topics: set[str] = set()
 
     def _hold(self, tp: TopicPartition, record: ConsumerRecord, due: float) -> None:
         """Not due yet: pause the partition at this record until ``due``."""
@@ -70,6 +71,16 @@ class Retrier:
             elif due <= now:
                 self.consumer.resume(tp)
                 del self._resume_at[tp]
+
+    def _unroutable(self, source: str | None) -> str | None:
+        """Why a message cannot be re-published to ``source``, or ``None``."""
+        if not source:
+            return f"no {SOURCE_TOPIC} header"
+        if source not in self._known_topics:
+            if not self.consumer.partitions_for_topic(source):
+                return f"source topic {source} does not exist"
+            self._known_topics.add(source)
+        return None
 
     def _poll_timeout_ms(self, now: float) -> int:
         timeout = self.settings.poll_timeout_ms
@@ -91,14 +102,15 @@ class Retrier:
                     self._hold(tp, record, due)
                     break
                 source = header(record.headers, SOURCE_TOPIC)
-                if source:
-                    deliveries.send(self.producer, record, source, record.value,
+                problem = self._unroutable(source)
+                if problem is None:
+                    deliveries.send(self.producer, record, str(source), record.value,
                                     republish_headers(record.headers))
                     MESSAGES.labels(NAME, "republished").inc()
-                else:  # cannot be routed: keep it where an operator looks
-                    logger.error("%s: %s:%s offset %s has no %s; dead-lettering it",
-                                 NAME, record.topic, record.partition, record.offset, SOURCE_TOPIC)
-                    headers = [*record.headers, ("x-retrier-error", encode(f"no {SOURCE_TOPIC} header"))]
+                else:  # one record that cannot go back must not stop the others: to the DLQ
+                    logger.error("%s: %s:%s offset %s: %s; dead-lettering it",
+                                 NAME, record.topic, record.partition, record.offset, problem)
+                    headers = [*record.headers, ("x-retrier-error", encode(problem))]
                     deliveries.send(self.producer, record, self.dlq_topic, record.value, headers)
                     MESSAGES.labels(NAME, "dead_letter").inc()
                 last[tp] = record.offset

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -315,3 +316,40 @@ def test_dlq_list_and_replay_round_trip_a_fixed_poison_message(
     # Another stage reading the same topic skips the copy meant for test-stage.
     _runner(settings, process, "g-other", name="other-stage").run(idle_exit_after=3)
     assert sorted(_titles(settings, ARTICLES)) == ["ok", "ok", "poison", "poison"]
+
+
+def test_the_retrier_dead_letters_a_message_it_cannot_route_and_sends_the_others(
+    make_settings: Callable[..., Settings]
+) -> None:
+    settings = make_settings(retry_delays_s="1")
+    good, lost, later = _story(1, "good"), _story(2, "lost"), _story(3, "later")
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    entries = settings.topic(ENTRIES).encode()
+    due_now, due_later = b"0", f"{time.time() + 3600:.3f}".encode()
+    for story, source, due in ((lost, settings.topic("no.such.topic").encode(), due_now),
+                               (good, entries, due_now), (later, entries, due_later)):
+        producer.send(settings.topic(retry_topic(0)), key=story.id.encode(), value=story.to_bytes(),
+                      partition=0, headers=[("x-source-topic", source), ("x-retry-after", due),
+                                            ("x-stage", b"fetcher"), ("x-retry-count", b"1")])
+    producer.flush()
+    producer.close()
+
+    retrier = Retrier(settings, make_consumer(settings, "retrier"), make_producer(settings))
+    thread = threading.Thread(target=retrier.run)
+    thread.start()
+    try:
+        back = read_topic(settings, ENTRIES, expect=1, timeout=60)
+        dead = read_topic(settings, DLQ, expect=1, timeout=60)
+    finally:
+        retrier.stop.set()
+        thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert [r.value for r in back] == [good.to_bytes()], "the message due in an hour waits"
+    assert headers_of(back[0]) == {"x-stage": "fetcher", "x-retry-count": "1"}
+    assert [r.value for r in dead] == [lost.to_bytes()]
+    assert "does not exist" in headers_of(dead[0])["x-retrier-error"]
+    committed = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=settings.topic("retrier"))
+    try:
+        assert committed.committed(TopicPartition(settings.topic(retry_topic(0)), 0)) == 2
+    finally:
+        committed.close()
