@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import click
+from kafka import KafkaConsumer
 from kafka.consumer.fetcher import ConsumerRecord
 
 from pipeline.delivery import Deliveries, describe
@@ -137,16 +138,28 @@ def replay_headers(record: ConsumerRecord) -> list[tuple[str, bytes]]:
     return headers
 
 
-def replay(settings: Settings, records: Iterable[ConsumerRecord]) -> dict[str, int]:
-    """Send each dead letter's original payload back to its source topic; returns counts by
-    topic. Raises ``RuntimeError`` naming what was not delivered."""
+def _existing_topics(settings: Settings) -> set[str]:
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, client_id="newswatch-dlq")
+    try:
+        return set(consumer.topics())
+    finally:
+        consumer.close()
+
+
+def replay(settings: Settings, records: Iterable[ConsumerRecord]) -> tuple[dict[str, int], int]:
+    """Send each dead letter's original payload back to its source topic; returns the counts
+    by topic and how many were skipped (no source topic, or one that no longer exists).
+    Raises ``RuntimeError`` naming what was not delivered."""
+    existing = _existing_topics(settings)
     producer = make_producer(settings)
     deliveries = Deliveries()
     counts: dict[str, int] = {}
+    skipped = 0
     try:
         for record in records:
             topic = header(record.headers, SOURCE_TOPIC)
-            if not topic:
+            if not topic or topic not in existing:
+                skipped += 1
                 continue
             deliveries.send(producer, record, topic, record.value, replay_headers(record))
             counts[topic] = counts.get(topic, 0) + 1
@@ -156,7 +169,7 @@ def replay(settings: Settings, records: Iterable[ConsumerRecord]) -> dict[str, i
         producer.close()
     if failed:
         raise RuntimeError(f"not replayed: {describe(failed)}")
-    return counts
+    return counts, skipped
 
 
 # -- command line -----------------------------------------------------------------------------
@@ -213,9 +226,14 @@ def list_command(stage: str | None, reason: str | None, since: str | None, as_js
 
 @dlq.command("replay")
 @_filter_options
+@click.option("--all", "everything", is_flag=True, help="Replay every dead letter (no filter).")
 @click.option("--dry-run", is_flag=True, help="Show what would be replayed; send nothing.")
-def replay_command(stage: str | None, reason: str | None, since: str | None, dry_run: bool) -> None:
+def replay_command(
+    stage: str | None, reason: str | None, since: str | None, everything: bool, dry_run: bool
+) -> None:
     """Send matching dead letters back to their source topics (original payload)."""
+    if not (stage or reason or since or everything):
+        raise click.UsageError("name what to replay (--stage, --reason, --since), or --all")
     filters = _filters(stage, reason, since)
     settings = _settings()
     matched = [record for record, _ in dead_letters(settings, filters)]
@@ -223,12 +241,14 @@ def replay_command(stage: str | None, reason: str | None, since: str | None, dry
         click.echo(f"would replay {len(matched)} dead letter(s)")
         return
     try:
-        counts = replay(settings, matched)
+        counts, skipped = replay(settings, matched)
     except RuntimeError as exc:
         click.echo(f"newswatch: {exc}", err=True)
         sys.exit(1)
     for topic, n in sorted(counts.items()):
         click.echo(f"replayed {n} to {topic}")
+    if skipped:
+        click.echo(f"skipped {skipped}: no x-source-topic, or the topic no longer exists", err=True)
     click.echo(f"replayed {sum(counts.values())} dead letter(s)")
 
 

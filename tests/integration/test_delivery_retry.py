@@ -297,6 +297,7 @@ def test_dlq_list_and_replay_round_trip_a_fixed_poison_message(
     assert newswatch(settings, "dlq", "list", "--since", "yesterday-ish").returncode == 2
 
     fixed = True  # the bug is fixed and the stage redeployed; now replay
+    assert newswatch(settings, "dlq", "replay").returncode == 2, "no filter and no --all: a usage error"
     replayed = newswatch(settings, "dlq", "replay", "--stage", "test-stage")
     assert replayed.returncode == 0, replayed.stderr
     assert f"replayed 1 to {settings.topic(ENTRIES)}" in replayed.stdout
