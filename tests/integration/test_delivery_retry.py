@@ -15,21 +15,23 @@ from pathlib import Path
 
 import pytest
 import yaml
+from click.testing import CliRunner
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from ingest.fetch import PageFetcher
 from ingest.fetcher import make_processor
+from pipeline.cli import main
 from pipeline.delivery import DeliveryError
 from pipeline.errors import PermanentError, TransientError
 from pipeline.kafka_io import ARTICLES, DLQ, ENTRIES, make_consumer, make_producer, read_to_end
 from pipeline.retrier import Retrier
 from pipeline.retry import retry_topic
-from pipeline.settings import Settings
+from pipeline.settings import Settings, get_settings
 from pipeline.stage import KafkaTopicSink, Processor, StageRunner, StopFlag
 from pipeline.story import Content, Story
 from tests.support.kafka import headers_of, read_topic
-from tests.support.processes import newswatch
+from tests.support.processes import newswatch, settings_env
 from tests.support.site import LocalSite, Response, SeenRequest
 
 pytestmark = pytest.mark.integration
@@ -93,6 +95,16 @@ def _all(settings: Settings, logical: str) -> list:
 
 def _titles(settings: Settings, logical: str) -> list[str]:
     return sorted(Story.from_bytes(r.value).title or "" for r in _all(settings, logical))
+
+
+def _cli(settings: Settings, *args: str) -> tuple[int, str]:
+    """``newswatch ARGS`` in this process (exit code, standard output)."""
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(main, list(args), env=settings_env(settings))
+    finally:
+        get_settings.cache_clear()
+    return result.exit_code, result.stdout
 
 
 class _Running:
@@ -286,18 +298,19 @@ def test_dlq_list_and_replay_round_trip_a_fixed_poison_message(
     assert rows[0]["key"] == poison.id and rows[0]["stage"] == "test-stage"
     assert rows[0]["error"] == "bug: cannot handle poison" and rows[0]["error_type"] == "RuntimeError"
     assert rows[0]["source_topic"] == settings.topic(ENTRIES) and rows[0]["replays"] == 0
-    # (the filters themselves: tests/unit/test_retry_and_dlq.py)
+    # (the filters themselves: tests/unit/test_retry_and_dlq.py; in process from here on, the
+    # command's start-up takes seconds)
     for args, expected in [(["--stage", "test-stage", "--reason", "CANNOT handle", "--since", "1h"], 1),
                            (["--stage", "enricher"], 0)]:
-        out = newswatch(settings, "dlq", "list", "--json", *args)
-        assert out.returncode == 0, out.stderr
-        assert len(out.stdout.splitlines()) == expected, args
-    table = newswatch(settings, "dlq", "list")
-    assert "test-stage" in table.stdout and "bug: cannot handle poison" in table.stdout
-    assert newswatch(settings, "dlq", "list", "--since", "yesterday-ish").returncode == 2
+        code, out = _cli(settings, "dlq", "list", "--json", *args)
+        assert code == 0, out
+        assert len(out.splitlines()) == expected, args
+    code, table = _cli(settings, "dlq", "list")
+    assert code == 0 and "test-stage" in table and "bug: cannot handle poison" in table
+    assert _cli(settings, "dlq", "list", "--since", "yesterday-ish")[0] == 2
 
     fixed = True  # the bug is fixed and the stage redeployed; now replay
-    assert newswatch(settings, "dlq", "replay").returncode == 2, "no filter and no --all: a usage error"
+    assert _cli(settings, "dlq", "replay")[0] == 2, "no filter and no --all: a usage error"
     replayed = newswatch(settings, "dlq", "replay", "--stage", "test-stage")
     assert replayed.returncode == 0, replayed.stderr
     assert f"replayed 1 to {settings.topic(ENTRIES)}" in replayed.stdout
