@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 .PHONY: help venv up down status logs test lint unit integration services-up services-down clean
 
 help:
-	@echo "make up      start Kafka, Elasticsearch, setup and the five stages (native, no Docker)"
+	@echo "make up      start Kafka, Elasticsearch, setup and the stages (native, no Docker)"
 	@echo "make down    stop all of it"
 	@echo "make test    create .venv, start the services, run lint + all tests, stop what it started"
 	@echo "make status  show what is running"

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pipeline.kafka_io import ALERT_PREFIX, TopicSpec, ensure_topics, load_topic_specs
+from pipeline.kafka_io import (
+    ALERT_PREFIX,
+    TopicSpec,
+    ensure_topics,
+    expand_topic_specs,
+    load_topic_specs,
+)
 from pipeline.settings import Settings
 
 
@@ -12,7 +18,7 @@ def bootstrap(settings: Settings, *, elasticsearch: bool = True) -> Iterator[str
     """Create topics (pipeline and alert topics) and the index; yields one line per step."""
     from processors.subscriptions import load_subscriptions
 
-    specs = load_topic_specs(settings.kafka_topics)
+    specs = expand_topic_specs(settings, load_topic_specs(settings.kafka_topics))
     subscriptions = load_subscriptions(settings.subscriptions_dir)
     specs += [TopicSpec(ALERT_PREFIX + sub.name, partitions=1) for sub in subscriptions]
     created = ensure_topics(settings, specs)

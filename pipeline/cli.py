@@ -2,7 +2,7 @@
 
 Stage commands (``newswatch run STAGE``) and ``setup`` live here; the user
 tools of each package register themselves through their ``COMMANDS`` lists
-(``ingest.cli``, ``processors.cli``), so this module stays small.
+(``pipeline.dlq``, ``ingest.cli``, ``processors.cli``), so this module stays small.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ STAGES = {
     "enricher": "processors.enricher:run",
     "indexer": "processors.indexer:run",
     "alerter": "processors.alerter:run",
+    # re-publishes the delayed retries (news.retry.N) to their source topics when due
+    "retrier": "pipeline.retrier:run",
 }
 
 
@@ -66,7 +68,7 @@ def setup(skip_elasticsearch: bool) -> None:
 
 
 def _register_package_commands() -> None:
-    for module_name in ("ingest.cli", "processors.cli"):
+    for module_name in ("pipeline.dlq", "ingest.cli", "processors.cli"):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

@@ -31,6 +31,8 @@ class TopicSpec:
     name: str
     partitions: int | None = None  # None: Settings.partitions
     config: dict[str, str] = field(default_factory=dict)
+    # One topic per retry tier, ``<name>.1`` .. ``<name>.N`` (N = len(Settings.retry_delays_s))
+    per_retry_tier: bool = False
 
 
 def load_topic_specs(path: Path) -> list[TopicSpec]:
@@ -40,8 +42,22 @@ def load_topic_specs(path: Path) -> list[TopicSpec]:
     specs = []
     for item in data.get("topics", []):
         config = {str(k): str(v) for k, v in (item.get("config") or {}).items()}
-        specs.append(TopicSpec(str(item["name"]), item.get("partitions"), config))
+        specs.append(TopicSpec(str(item["name"]), item.get("partitions"), config,
+                               bool(item.get("per_retry_tier", False))))
     return specs
+
+
+def expand_topic_specs(settings: Settings, specs: list[TopicSpec]) -> list[TopicSpec]:
+    """``specs`` with each ``per_retry_tier`` spec replaced by one topic per retry tier,
+    so that adding a tier to ``NEWSWATCH_RETRY_DELAYS_S`` is a setting and a ``setup``."""
+    out: list[TopicSpec] = []
+    for spec in specs:
+        if spec.per_retry_tier:
+            out += [TopicSpec(f"{spec.name}.{n}", spec.partitions, spec.config)
+                    for n in range(1, len(settings.retry_delays_s) + 1)]
+        else:
+            out.append(spec)
+    return out
 
 
 def make_producer(settings: Settings, **overrides: object) -> KafkaProducer:
@@ -50,6 +66,13 @@ def make_producer(settings: Settings, **overrides: object) -> KafkaProducer:
         "acks": "all",
         "linger_ms": 20,
         "retries": 5,
+        # kafka-python's idempotent producer (its default since 3.0) treats a record the broker
+        # refuses (MESSAGE_TOO_LARGE for one story) as fatal: every later send of the producer,
+        # dead letters included, fails, and the stage would crash on every redelivery. The
+        # pipeline is idempotent through story ids instead; one request in flight keeps each
+        # partition in order across retries (the compacted feed-state topic relies on it).
+        "enable_idempotence": False,
+        "max_in_flight_requests_per_connection": 1,
         "client_id": "newswatch",
     }
     options.update(overrides)
@@ -105,6 +128,7 @@ def ensure_topics(settings: Settings, specs: list[TopicSpec]) -> list[str]:
     Idempotent: running setup twice creates nothing the second time. Existing
     topics are left as they are (changing partitions is an operator decision).
     """
+    specs = expand_topic_specs(settings, specs)
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="newswatch-setup")
     try:
         existing = set(admin.list_topics())

@@ -8,12 +8,14 @@ mediacloud/rss-fetcher ``config.py``).
 
 from __future__ import annotations
 
+import itertools
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PREFIX = "NEWSWATCH_"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -58,6 +60,10 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=0, ge=0)  # 0 = no Prometheus endpoint
     # A stage touches <ready_dir>/<stage> once it is consuming (make up, compose health checks)
     ready_dir: Path | None = None
+    # Delayed retries of transient failures: one retry topic per tier (news.retry.1 ..), each
+    # message waits its tier's delay; after the last tier it is dead-lettered. "60,300,1800".
+    # (NoDecode: the value is "60,300", not JSON; the validator below parses it)
+    retry_delays_s: Annotated[tuple[float, ...], NoDecode] = (60, 300, 1800, 7200, 21600)
 
     # Poller
     poll_interval_s: float = Field(default=900, gt=0)
@@ -89,6 +95,27 @@ class Settings(BaseSettings):
 
     # Shared corpora for tests and benchmarks (absent in a user's clone)
     shared_dir: Path = REPO_ROOT.parent / "shared"
+
+    @field_validator("retry_delays_s", mode="before")
+    @classmethod
+    def _parse_delays(cls, value: object) -> object:
+        # "60,300,1800" from the environment; "(60.0, 300.0)" is what str() of the
+        # tuple gives, so a child process can be handed the settings of its parent.
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.strip().strip("()[]").split(",")]
+            return tuple(p for p in parts if p)
+        return value
+
+    @field_validator("retry_delays_s")
+    @classmethod
+    def _check_delays(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value:
+            raise ValueError("at least one retry tier (delay in seconds) is needed")
+        if any(d < 0 for d in value):
+            raise ValueError("retry delays cannot be negative")
+        if any(b < a for a, b in itertools.pairwise(value)):
+            raise ValueError("retry delays must grow from one tier to the next")
+        return value
 
     @property
     def http_user_agent(self) -> str:

@@ -3,9 +3,14 @@
 1. poll a batch and decode each value into a ``Story``;
 2. call the processor; its result is forwarded to the sink, ``None``/``Discard``
    is dropped and counted, ``PermanentError`` (or a decode failure) goes to the
-   dead-letter topic with headers, any other exception is retried with backoff
-   and then dead-lettered;
-3. flush the sink and the producer, **then** commit ``offset + 1``;
+   dead-letter topic with headers, ``TransientError`` is retried in process and
+   then sent to the delayed retry tiers (``news.retry.N``, re-published by the
+   retrier stage; dead-lettered after the last tier), any other exception is
+   retried with backoff and then dead-lettered. A record the sink cannot take
+   (too large for the topic, not serialisable) takes the same paths;
+3. flush the sink and the producer, check every delivery (sink, retry topic,
+   dead-letter topic), **then** commit ``offset + 1``; a partition with an
+   undelivered outcome is not committed and the stage exits;
 4. SIGTERM/SIGINT finish the batch, flush, commit and close.
 """
 
@@ -25,22 +30,35 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import (
     CommitFailedError,
     KafkaError,
-    MessageSizeTooLargeError,
     RebalanceInProgressError,
 )
 from kafka.structs import OffsetAndMetadata
 from tenacity import (
+    RetryCallState,
     RetryError,
     Retrying,
-    retry_if_not_exception_type,
+    retry_if_exception,
     stop_after_attempt,
 )
 
-from pipeline.errors import Discard, PermanentError
+from pipeline.delivery import Deliveries, DeliveryError, describe, record_error
+from pipeline.errors import Discard, PermanentError, TransientError
 from pipeline.health import clear_ready, mark_ready
 from pipeline.kafka_io import DLQ, wait_for_topics
 from pipeline.metrics import MESSAGES, STAGE_SECONDS
-from pipeline.retry import backoff
+from pipeline.retry import (
+    RETRY_COUNT,
+    STAGE,
+    backoff,
+    encode,
+    failure_headers,
+    header,
+    int_header,
+    plan_retry,
+    retry_topic,
+    retry_topics,
+    with_retry,
+)
 from pipeline.settings import Settings
 from pipeline.story import Story
 
@@ -71,6 +89,7 @@ class Outcome:
     discarded: str | None = None
     error: Exception | None = None
     attempts: int = 1
+    skipped: str | None = None  # a retried or replayed message meant for another stage
 
 
 class KafkaTopicSink:
@@ -92,9 +111,13 @@ class KafkaTopicSink:
         for record, future in pending:
             try:
                 future.get(timeout=30)
-            except MessageSizeTooLargeError as exc:
-                failed.append((record, PermanentError(f"story too large for Kafka: {exc}")))
-            # any other KafkaError propagates: nothing is committed, the batch is redelivered
+            except KafkaError as exc:
+                # A record the broker refuses (too large for the topic, invalid) is dead-lettered;
+                # any other KafkaError propagates: nothing is committed, the batch is redelivered.
+                error = record_error(exc, self.topic)
+                if error is None:
+                    raise
+                failed.append((record, error))
         return failed
 
 
@@ -116,8 +139,17 @@ class StopFlag:
             signal.signal(signal.SIGINT, self.set)
 
 
-def _header(value: object) -> bytes:
-    return str(value).encode("utf-8", "replace")[:4000]
+def _retry_in_process(exc: BaseException) -> bool:
+    """Quick retries help with blips; not with a decision (discard, permanent), a record the
+    broker refuses, a broker failure (the stage exits), or a server that named its wait."""
+    if isinstance(exc, Discard | PermanentError | KafkaError):
+        return False
+    return not (isinstance(exc, TransientError) and exc.retry_after)
+
+
+def _last_error(exc: RetryError) -> Exception:
+    last = exc.last_attempt.exception()
+    return last if isinstance(last, Exception) else exc
 
 
 class StageRunner:
@@ -149,57 +181,96 @@ class StageRunner:
         self._pool = ThreadPoolExecutor(concurrency) if concurrency > 1 else None
 
     # -- one record --------------------------------------------------------
+    def _retrying(self, what: str, story: Story, record: ConsumerRecord) -> Retrying:
+        def log_retry(state: RetryCallState) -> None:
+            logger.warning(
+                "%s: %s attempt %d failed for %s (offset %s:%s): %s; retrying",
+                self.name, what, state.attempt_number, story.url, record.partition, record.offset,
+                state.outcome.exception() if state.outcome else "?",
+            )
+
+        return Retrying(
+            stop=stop_after_attempt(self.settings.max_attempts),
+            wait=backoff(self.settings),
+            retry=retry_if_exception(_retry_in_process),
+            reraise=False,
+            before_sleep=log_retry,
+        )
+
     def _handle(self, record: ConsumerRecord) -> Outcome:
+        target = header(record.headers, STAGE)
+        if target is not None and target != self.name:
+            return Outcome(record, skipped=f"re-published for stage {target}")
         try:
             story = Story.from_bytes(record.value)
         except PermanentError as exc:
             return Outcome(record, error=exc)
-        retrying = Retrying(
-            stop=stop_after_attempt(self.settings.max_attempts),
-            wait=backoff(self.settings),
-            retry=retry_if_not_exception_type((Discard, PermanentError)),
-            reraise=False,
-            before_sleep=lambda state: logger.warning(
-                "%s: attempt %d failed for %s (offset %s:%s): %s; retrying",
-                self.name, state.attempt_number, story.url, record.partition, record.offset,
-                state.outcome.exception() if state.outcome else "?",
-            ),
-        )
         attempts = 0
         try:
-            for attempt in retrying:
+            for attempt in self._retrying("process", story, record):
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
                     result = self.process(story)
         except Discard as exc:
             return Outcome(record, discarded=exc.reason, attempts=attempts)
-        except PermanentError as exc:
-            return Outcome(record, error=exc, attempts=attempts)
         except RetryError as exc:
-            last = exc.last_attempt.exception()
-            error = last if isinstance(last, Exception) else exc
-            return Outcome(record, error=error, attempts=attempts)
+            return Outcome(record, error=_last_error(exc), attempts=attempts)
+        except Exception as exc:  # not retried in process: permanent, or a server's Retry-After
+            return Outcome(record, error=exc, attempts=attempts)
         if result is None:
             return Outcome(record, discarded="processor returned None", attempts=attempts)
         return Outcome(record, story=result, attempts=attempts)
 
-    def dead_letter(self, record: ConsumerRecord, error: Exception, attempts: int = 1) -> None:
+    def _emit(self, story: Story, record: ConsumerRecord) -> Exception | None:
+        """Hand ``story`` to the sink; an error of this one record is returned (it takes the
+        path of a processor error), a broker failure is raised (the stage exits)."""
+        try:
+            for attempt in self._retrying("emit", story, record):
+                with attempt:
+                    self.sink.emit(story, record)
+        except RetryError as exc:
+            error = _last_error(exc)
+        except Exception as exc:
+            error = exc
+        else:
+            return None
+        poison = record_error(error)
+        if poison is not None:
+            return poison
+        if isinstance(error, KafkaError):
+            raise error
+        return error
+
+    def _fail(
+        self, deliveries: Deliveries, record: ConsumerRecord, error: Exception, attempts: int = 1
+    ) -> None:
+        """Send a failed message to its next retry tier (transient failures) or the DLQ."""
+        now = time.time()
+        headers = failure_headers(
+            stage=self.name, error=error, topic=record.topic, partition=record.partition,
+            offset=record.offset, attempts=attempts, incoming=record.headers, now=now,
+        )
+        key = (record.key or b"").decode("utf-8", "replace")
+        retries = int_header(record.headers, RETRY_COUNT)
+        if isinstance(error, TransientError):
+            plan = plan_retry(self.settings.retry_delays_s, retries, error.retry_after, now)
+            if plan is not None:
+                topic = self.settings.topic(retry_topic(plan.tier))
+                logger.warning(
+                    "%s: retry %d of %s:%s offset %s (key %s) in %gs via %s: %s",
+                    self.name, plan.count, record.topic, record.partition, record.offset, key,
+                    self.settings.retry_delays_s[plan.tier], topic, error,
+                )
+                deliveries.send(self.producer, record, topic, record.value, with_retry(headers, plan))
+                MESSAGES.labels(self.name, "retried").inc()
+                return
+        if retries:
+            headers.append((RETRY_COUNT, encode(retries)))
         logger.error(
             "%s: dead-lettering %s:%s offset %s (key %s): %s: %s",
-            self.name, record.topic, record.partition, record.offset,
-            (record.key or b"").decode("utf-8", "replace"), type(error).__name__, error,
+            self.name, record.topic, record.partition, record.offset, key, type(error).__name__, error,
         )
-        headers = [
-            ("x-stage", _header(self.name)),
-            ("x-error", _header(error)),
-            ("x-error-type", _header(type(error).__name__)),
-            ("x-source-topic", _header(record.topic)),
-            ("x-partition", _header(record.partition)),
-            ("x-offset", _header(record.offset)),
-            ("x-attempts", _header(attempts)),
-            ("x-failed-at", _header(int(time.time() * 1000))),
-        ]
-        self.producer.send(self.dlq_topic, key=record.key, value=record.value, headers=headers)
+        deliveries.send(self.producer, record, self.dlq_topic, record.value, headers)
         MESSAGES.labels(self.name, "dead_letter").inc()
 
     # -- one batch ---------------------------------------------------------
@@ -209,11 +280,17 @@ class StageRunner:
             outcomes = list(self._pool.map(self._handle, records))
         else:
             outcomes = [self._handle(r) for r in records]
+        deliveries = Deliveries()
         emitted = 0
         for outcome in outcomes:
             if outcome.story is not None:
-                self.sink.emit(outcome.story, outcome.record)
-                emitted += 1
+                error = self._emit(outcome.story, outcome.record)
+                if error is None:
+                    emitted += 1
+                    continue
+                outcome.error = error
+            if outcome.skipped is not None:
+                MESSAGES.labels(self.name, "skipped").inc()
             elif outcome.discarded is not None:
                 logger.info(
                     "%s: discarded offset %s:%s: %s", self.name,
@@ -221,19 +298,24 @@ class StageRunner:
                 )
                 MESSAGES.labels(self.name, "discarded").inc()
             elif outcome.error is not None:
-                self.dead_letter(outcome.record, outcome.error, outcome.attempts)
+                self._fail(deliveries, outcome.record, outcome.error, outcome.attempts)
+        # A sink that cannot deliver at all raises here: nothing is committed.
         failed = self.sink.flush()
         for record, error in failed:
-            self.dead_letter(record, error)
+            self._fail(deliveries, record, error)
         MESSAGES.labels(self.name, "forwarded").inc(emitted - len(failed))
         self.producer.flush()
-        # Only now is every outcome durable somewhere: commit offset + 1.
+        undelivered = deliveries.undelivered()
+        # Only now is every outcome durable somewhere: commit offset + 1, except on the
+        # partitions where a dead letter or a retry was not delivered.
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}
         for record in records:
             tp = TopicPartition(record.topic, record.partition)
-            offsets[tp] = OffsetAndMetadata(record.offset + 1, "", -1)
+            if tp not in undelivered:
+                offsets[tp] = OffsetAndMetadata(record.offset + 1, "", -1)
         try:
-            self.consumer.commit(offsets)
+            if offsets:
+                self.consumer.commit(offsets)
         except (CommitFailedError, RebalanceInProgressError) as exc:
             # The partitions moved to another replica (scaling, a restart) while this
             # batch ran: its new owner redelivers the batch, and story ids make that
@@ -241,10 +323,15 @@ class StageRunner:
             logger.warning("%s: commit skipped, group is rebalancing (%s); batch will be redelivered",
                            self.name, type(exc).__name__)
         STAGE_SECONDS.labels(self.name).observe(time.monotonic() - started)
+        if undelivered:
+            raise DeliveryError(f"{self.name}: undelivered outcomes, not committed: {describe(undelivered)}")
 
     def run(self, idle_exit_after: int | None = None) -> None:
         """Poll until stopped; ``idle_exit_after`` empty polls end the loop (tools, tests)."""
-        wait_for_topics(self.consumer, [self.source_topic], stop=self.stop.is_set)
+        # The outcome topics too: a retry tier that `newswatch setup` has not created (a tier
+        # added to NEWSWATCH_RETRY_DELAYS_S) fails here, at start-up, with a clear message.
+        outputs = [self.dlq_topic, *(self.settings.topic(t) for t in retry_topics(self.settings))]
+        wait_for_topics(self.consumer, [self.source_topic, *outputs], stop=self.stop.is_set)
         self.consumer.subscribe([self.source_topic])
         idle = 0
         polls, ready = 0, False
@@ -267,15 +354,26 @@ class StageRunner:
                     if self.consumer.assignment():
                         idle += 1
                     if idle_exit_after is not None and idle >= idle_exit_after:
-                        break
+                        if self._caught_up():
+                            break
+                        idle = 0  # empty polls after a rebalance, with messages still to read
                     continue
                 idle = 0
                 self.run_batch(records)
         except KafkaError:
-            logger.exception("%s: Kafka failure; exiting without committing the batch", self.name)
+            logger.exception("%s: Kafka failure; exiting without committing the batch "
+                             "(or the partitions it could not deliver)", self.name)
             raise
         finally:
             self.close()
+
+    def _caught_up(self) -> bool:
+        """Every assigned partition read to its end (``idle_exit_after`` ends only then)."""
+        assigned = list(self.consumer.assignment())
+        if not assigned:
+            return False
+        end = self.consumer.end_offsets(assigned)
+        return all(self.consumer.position(tp) >= end[tp] for tp in assigned)
 
     def close(self) -> None:
         logger.info("%s: closing", self.name)

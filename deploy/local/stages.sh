@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The five pipeline stages as local processes (the native counterpart of the
-# compose services). Used by `make up` / `make down`.
+# The pipeline stages (five, and the retrier of delayed retries) as local processes
+# (the native counterpart of the compose services). Used by `make up` / `make down`.
 #
-#   deploy/local/stages.sh start [STAGE...]   start (default: all five), wait until each is ready
+#   deploy/local/stages.sh start [STAGE...]   start (default: all six), wait until each is ready
 #   deploy/local/stages.sh stop  [STAGE...]   SIGTERM (finish batch, flush, commit), then SIGKILL
 #   deploy/local/stages.sh status
 #
@@ -16,7 +16,7 @@ RUN_DIR=$(realpath -m "${NEWSWATCH_LOCAL_RUN_DIR:-$REPO_DIR/.run}")
 LOG_DIR=$RUN_DIR/logs
 READY_DIR=$RUN_DIR/ready
 NEWSWATCH_LOCAL_BIN=${NEWSWATCH_LOCAL_BIN:-$REPO_DIR/.venv/bin/newswatch}
-ALL_STAGES=(poller fetcher enricher indexer alerter)
+ALL_STAGES=(poller fetcher enricher indexer alerter retrier)
 START_TIMEOUT=${NEWSWATCH_LOCAL_STAGE_START_TIMEOUT:-120}
 STOP_TIMEOUT=${NEWSWATCH_LOCAL_STOP_TIMEOUT:-60}
 

@@ -16,7 +16,7 @@ from pipeline.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
-STAGES = ["poller", "fetcher", "enricher", "indexer", "alerter"]
+STAGES = ["poller", "fetcher", "enricher", "indexer", "alerter", "retrier"]
 
 # deploy/compose/setup.py is a script of the image, not a package module
 _spec = importlib.util.spec_from_file_location("compose_setup", REPO / "deploy/compose/setup.py")
