@@ -9,9 +9,15 @@ one message per cluster reads only ``new`` events, or keeps the last message
 per key. A redelivered story that is already part of an alert publishes
 nothing.
 
-The alert topics are the alerter's memory: at start it reads them from the
-beginning, and before each batch it reads what any replica has added since,
-so a restart (or a second replica) does not alert a cluster twice.
+The alert topics are the alerter's memory: at start it reads the last
+``NEWSWATCH_ALERT_STATE_DAYS`` of them (from the offsets ``offsets_for_times``
+gives), and before each batch it reads what any replica has added since, so a
+restart (or a second replica) does not alert a cluster twice. A cluster whose
+last alert is older than that is forgotten (its next copy starts a new alert,
+as the dedup window, bounded by age too, would give it a new cluster anyway).
+A read that takes longer than ``CATCH_UP_TIMEOUT_S`` is logged and the stage
+goes on with what it has: a slow broker costs at worst a repeated "new" alert,
+never a stage that cannot start.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -103,54 +111,103 @@ def update_alert(previous: dict[str, Any], story: Story, tags: list[TopicTag]) -
 class ClusterState:
     alert: dict[str, Any]
     story_ids: set[str] = field(default_factory=set)
+    at: float = 0.0  # Unix time of the cluster's last alert
 
 
 class AlertState:
-    """(subscription, cluster id) -> the latest alert, rebuilt from the alert topics."""
+    """(subscription, cluster id) -> the latest alert, rebuilt from the alert topics.
 
-    def __init__(self) -> None:
-        self.clusters: dict[tuple[str, str], ClusterState] = {}
+    Clusters are kept in the order of their last alert, so the ones not alerted
+    for ``max_age_s`` are forgotten from the front.
+    """
+
+    def __init__(self, max_age_s: float = 7 * 86400,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.max_age_s = max_age_s
+        self.clock = clock
+        self.clusters: OrderedDict[tuple[str, str], ClusterState] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.clusters)
 
     def get(self, sub: str, cluster_id: str) -> ClusterState | None:
+        self.expire()
         return self.clusters.get((sub, cluster_id))
 
-    def record(self, alert: dict[str, Any]) -> None:
-        """Remember an alert (one we produced, or one read back from a topic)."""
+    def record(self, alert: dict[str, Any], at: float | None = None) -> None:
+        """Remember an alert (one we produced, or one read back from a topic at its record time)."""
+        at = self.clock() if at is None else at
+        if at < self.clock() - self.max_age_s:
+            return
         key = (str(alert.get("subscription")), str(alert.get("cluster_id")))
-        state = self.clusters.setdefault(key, ClusterState(alert))
-        state.alert = alert
+        # "latest" is replaced by every update: the copy of it kept here is never read
+        kept = {k: v for k, v in alert.items() if k != "latest"}
+        state = self.clusters.get(key)
+        if state is None:
+            state = self.clusters[key] = ClusterState(kept)
+        state.alert = kept
+        state.at = max(state.at, at)
+        self.clusters.move_to_end(key)
         state.story_ids.add(str(alert.get("story_id")))
         latest = alert.get("latest") or {}
         if latest.get("story_id"):
             state.story_ids.add(str(latest["story_id"]))
+        self.expire()
+
+    def expire(self) -> int:
+        """Forget the clusters last alerted longer than ``max_age_s`` ago; returns how many."""
+        cutoff = self.clock() - self.max_age_s
+        dropped = 0
+        while self.clusters:
+            key, state = next(iter(self.clusters.items()))
+            if state.at >= cutoff:
+                break
+            del self.clusters[key]
+            dropped += 1
+        return dropped
 
 
 class AlertTopicReader:
-    """Reads the alert topics (from the beginning, then incrementally) into an AlertState."""
+    """Reads the alert topics (the state's time window, then incrementally) into an AlertState."""
 
-    def __init__(self, consumer: KafkaConsumer, topics: list[str], state: AlertState) -> None:
+    def __init__(self, consumer: KafkaConsumer, topics: list[str], state: AlertState,
+                 timeout_s: float = CATCH_UP_TIMEOUT_S) -> None:
         self.consumer = consumer
         self.state = state
+        self.timeout_s = timeout_s
         partitions: list[TopicPartition] = []
         for topic in topics:
             for p in sorted(consumer.partitions_for_topic(topic) or {0}):
                 partitions.append(TopicPartition(topic, p))
         self.partitions = partitions
         consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
+        if not partitions:
+            return
+        # start at the first alert within the state's window, not at the topic's beginning
+        since_ms = int((state.clock() - state.max_age_s) * 1000)
+        by_time = consumer.offsets_for_times({tp: since_ms for tp in partitions})
+        ends = consumer.end_offsets(partitions)
+        for tp in partitions:
+            found = by_time.get(tp)
+            consumer.seek(tp, found.offset if found is not None else ends[tp])
 
     def catch_up(self) -> int:
-        """Read every alert published so far; returns how many were read."""
+        """Read the alerts published so far (within ``timeout_s``); returns how many were read."""
         end = self.consumer.end_offsets(self.partitions)
-        deadline = time.monotonic() + CATCH_UP_TIMEOUT_S
+        deadline = time.monotonic() + self.timeout_s
         read = 0
         while any(self.consumer.position(tp) < end[tp] for tp in self.partitions):
             if time.monotonic() > deadline:
-                raise TransientError("timed out reading the alert topics")
+                behind = sum(end[tp] - self.consumer.position(tp) for tp in self.partitions)
+                logger.warning("alerter: reading the alert topics took over %.0fs; going on with "
+                               "%d alerts read, %d not yet (a cluster among them may be alerted "
+                               "as new again)", self.timeout_s, read, behind)
+                break
             for records in self.consumer.poll(timeout_ms=500).values():
                 for record in records:
                     try:
-                        self.state.record(json.loads(record.value))
+                        at = record.timestamp / 1000 if record.timestamp > 0 else None
+                        self.state.record(json.loads(record.value), at)
                         read += 1
                     except (ValueError, TypeError):
                         logger.warning("alerter: unreadable alert at %s:%s offset %s",
@@ -240,11 +297,12 @@ class AlertSink:
 
 
 def make_reader(settings: Settings, subscriptions: list[Subscription]) -> AlertTopicReader:
-    """A group-less consumer over every alert topic, positioned at the beginning."""
+    """A group-less consumer over every alert topic, positioned at the state's time window."""
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
                              client_id="newswatch-alerter-state")
     topics = [settings.topic(s.alert_topic) for s in subscriptions]
-    reader = AlertTopicReader(consumer, topics, AlertState())
+    state = AlertState(max_age_s=settings.alert_state_days * 86400)
+    reader = AlertTopicReader(consumer, topics, state)
     logger.info("alerter: %d earlier alerts read from %d topics", reader.catch_up(), len(topics))
     return reader
 
