@@ -39,7 +39,7 @@ from tenacity import (
 from pipeline.errors import Discard, PermanentError
 from pipeline.health import clear_ready, mark_ready
 from pipeline.kafka_io import DLQ, wait_for_topics
-from pipeline.metrics import MESSAGES, STAGE_SECONDS
+from pipeline.metrics import MESSAGES, STAGE_SECONDS, observe_lag, observe_record
 from pipeline.retry import backoff
 from pipeline.settings import Settings
 from pipeline.story import Story
@@ -149,6 +149,13 @@ class StageRunner:
         self._pool = ThreadPoolExecutor(concurrency) if concurrency > 1 else None
 
     # -- one record --------------------------------------------------------
+    def _measured(self, record: ConsumerRecord) -> Outcome:
+        """``_handle`` with its time and retries counted (metrics only)."""
+        started = time.perf_counter()
+        outcome = self._handle(record)
+        observe_record(self.name, outcome.attempts, time.perf_counter() - started)
+        return outcome
+
     def _handle(self, record: ConsumerRecord) -> Outcome:
         try:
             story = Story.from_bytes(record.value)
@@ -205,10 +212,11 @@ class StageRunner:
     # -- one batch ---------------------------------------------------------
     def run_batch(self, records: Sequence[ConsumerRecord]) -> None:
         started = time.monotonic()
+        MESSAGES.labels(self.name, "consumed").inc(len(records))
         if self._pool is not None:
-            outcomes = list(self._pool.map(self._handle, records))
+            outcomes = list(self._pool.map(self._measured, records))
         else:
-            outcomes = [self._handle(r) for r in records]
+            outcomes = [self._measured(r) for r in records]
         emitted = 0
         for outcome in outcomes:
             if outcome.story is not None:
@@ -241,6 +249,7 @@ class StageRunner:
             logger.warning("%s: commit skipped, group is rebalancing (%s); batch will be redelivered",
                            self.name, type(exc).__name__)
         STAGE_SECONDS.labels(self.name).observe(time.monotonic() - started)
+        observe_lag(self.name, self.consumer)
 
     def run(self, idle_exit_after: int | None = None) -> None:
         """Poll until stopped; ``idle_exit_after`` empty polls end the loop (tools, tests)."""

@@ -39,6 +39,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from pipeline.errors import PermanentError, TransientError
 from pipeline.kafka_io import ENRICHED, TopicSpec, ensure_topics
+from pipeline.metrics import ALERT_STATE_CLUSTERS, ALERTS, track
 from pipeline.retry import backoff
 from pipeline.settings import Settings
 from pipeline.stage import run_stage, unchanged
@@ -272,6 +273,7 @@ class AlertSink:
             return []
         self.reader.catch_up()  # what other replicas (or our previous life) published
         futures = []
+        published: list[tuple[str, str]] = []  # (subscription, event), counted once delivered
         hooks: list[tuple[ConsumerRecord, Webhook, dict[str, Any]]] = []
         for story, record in pending:
             for sub, alert in self._alerts_for(story):
@@ -279,6 +281,7 @@ class AlertSink:
                 value = json.dumps(alert, ensure_ascii=False).encode("utf-8")
                 futures.append(self.producer.send(topic, key=alert["story_id"].encode(),
                                                   value=value))
+                published.append((sub.name, str(alert["event"])))
                 logger.info("alerter: %s alert for cluster %s (%s) on %s", alert["event"],
                             alert["cluster_id"], story.id, topic)
                 if sub.output.webhook is not None:
@@ -286,6 +289,8 @@ class AlertSink:
         self.producer.flush()
         for future in futures:
             future.get(timeout=30)  # a Kafka failure raises: nothing committed, batch redone
+        for name, event in published:
+            ALERTS.labels(name, event).inc()
         failures: list[tuple[ConsumerRecord, Exception]] = []
         for record, webhook, alert in hooks:
             try:
@@ -303,6 +308,7 @@ def make_reader(settings: Settings, subscriptions: list[Subscription]) -> AlertT
     topics = [settings.topic(s.alert_topic) for s in subscriptions]
     state = AlertState(max_age_s=settings.alert_state_days * 86400)
     reader = AlertTopicReader(consumer, topics, state)
+    track(ALERT_STATE_CLUSTERS, lambda: len(state.clusters))
     logger.info("alerter: %d earlier alerts read from %d topics", reader.catch_up(), len(topics))
     return reader
 

@@ -28,6 +28,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from pipeline.errors import PermanentError
 from pipeline.kafka_io import ENRICHED
+from pipeline.metrics import DEDUP_WINDOW_BYTES, DEDUP_WINDOW_STORIES, track
 from pipeline.settings import Settings
 from pipeline.story import Story
 from processors.dedup import NearDuplicateIndex
@@ -100,6 +101,8 @@ def warm_up(settings: Settings, index: NearDuplicateIndex, consumer: KafkaConsum
 
 def start_window_sync(settings: Settings, index: NearDuplicateIndex) -> threading.Event:
     """Warm the window, then follow news.enriched in a daemon thread; set the event to stop."""
+    track(DEDUP_WINDOW_STORIES, lambda: len(index))
+    track(DEDUP_WINDOW_BYTES, lambda: index.nbytes)
     consumer, _ = warm_up(settings, index)
     stop = threading.Event()
 
