@@ -109,3 +109,12 @@ def test_short_texts_cluster_by_exact_hash_only() -> None:
     index.assign("a", "Breaking: explosion heard")
     assert index.assign("b", "breaking explosion heard!").cluster_id == "a"
     assert index.assign("c", "Breaking: explosions heard").cluster_id == "c"
+
+
+def test_the_stage_window_is_sized_by_settings() -> None:
+    from pipeline.settings import load_settings
+
+    index = NearDuplicateIndex.from_settings(
+        load_settings({"NEWSWATCH_DEDUP_WINDOW_MB": "1", "NEWSWATCH_DEDUP_WINDOW_DAYS": "0.5"}))
+    assert index.capacity == 2**20 // index.entry_bytes
+    assert index.max_age_s == 43200
