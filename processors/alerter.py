@@ -119,9 +119,9 @@ class ClusterState:
 
     __slots__ = ("_blob", "at", "story_ids")
 
-    def __init__(self, alert: dict[str, Any], at: float = 0.0) -> None:
+    def __init__(self, alert: dict[str, Any], at: float = 0.0, raw: bytes | None = None) -> None:
         self._blob = b""
-        self.alert = alert
+        self.set(alert, raw)
         self.story_ids: tuple[str, ...] = ()
         self.at = at  # Unix time of the cluster's last alert
 
@@ -130,9 +130,14 @@ class ClusterState:
         value: dict[str, Any] = json.loads(zlib.decompress(self._blob))
         return value
 
-    @alert.setter
-    def alert(self, alert: dict[str, Any]) -> None:
-        self._blob = zlib.compress(json.dumps(alert, ensure_ascii=False).encode("utf-8"), 1)
+    def set(self, alert: dict[str, Any], raw: bytes | None = None) -> None:
+        """Keep ``alert``; ``raw``, its JSON as read from Kafka, saves encoding it again
+        (a replay's time went to that)."""
+        if raw is None:
+            # "latest" is replaced by every update: a copy of it kept here is never read
+            kept = {k: v for k, v in alert.items() if k != "latest"}
+            raw = json.dumps(kept, ensure_ascii=False).encode("utf-8")
+        self._blob = zlib.compress(raw, 1)
 
     def add_story(self, story_id: str) -> None:
         if story_id not in self.story_ids:
@@ -159,20 +164,20 @@ class AlertState:
         self.expire()
         return self.clusters.get((sub, cluster_id))
 
-    def record(self, alert: dict[str, Any], at: float | None = None) -> None:
-        """Remember an alert (one we produced, or one read back from a topic at its record time)."""
+    def record(self, alert: dict[str, Any], at: float | None = None,
+               raw: bytes | None = None) -> None:
+        """Remember an alert (one we produced, or one read back from a topic at its record
+        time, with its JSON bytes as ``raw``)."""
         at = self.clock() if at is None else at
         if at < self.clock() - self.max_age_s:
             return
         key = (str(alert.get("subscription")), str(alert.get("cluster_id")))
-        # "latest" is replaced by every update: the copy of it kept here is never read
-        kept = {k: v for k, v in alert.items() if k != "latest"}
         state = self.clusters.get(key)
         if state is None:
             key = (sys.intern(key[0]), key[1])  # one subscription name, not one per cluster
-            state = self.clusters[key] = ClusterState(kept, at)
+            state = self.clusters[key] = ClusterState(alert, at, raw)
         else:
-            state.alert = kept
+            state.set(alert, raw)
         state.at = max(state.at, at)
         self.clusters.move_to_end(key)
         state.add_story(str(alert.get("story_id")))
@@ -234,7 +239,7 @@ class AlertTopicReader:
                 for record in records:
                     try:
                         at = record.timestamp / 1000 if record.timestamp > 0 else None
-                        self.state.record(json.loads(record.value), at)
+                        self.state.record(json.loads(record.value), at, record.value)
                         read += 1
                     except (ValueError, TypeError):
                         logger.warning("alerter: unreadable alert at %s:%s offset %s",
@@ -329,8 +334,11 @@ class AlertSink:
 
 def make_reader(settings: Settings, subscriptions: list[Subscription]) -> AlertTopicReader:
     """A group-less consumer over every alert topic, positioned at the state's time window."""
+    # check_crcs=False: kafka-python checks CRC32C in pure Python (2/3 of a replay's time,
+    # measured in bench/memory); the broker checked each batch when it was written, and an
+    # alert that does not parse is skipped and logged anyway
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                             client_id="newswatch-alerter-state")
+                             client_id="newswatch-alerter-state", check_crcs=False)
     topics = [settings.topic(s.alert_topic) for s in subscriptions]
     state = AlertState(max_age_s=settings.alert_state_days * 86400)
     reader = AlertTopicReader(consumer, topics, state)

@@ -43,6 +43,9 @@ def _consumer(settings: Settings) -> KafkaConsumer:
         group_id=None,
         enable_auto_commit=False,
         client_id="newswatch-enricher-window",
+        # kafka-python's CRC32C is pure Python; the broker checked each batch on write, and
+        # a record that does not decode is skipped (see processors.alerter.make_reader)
+        check_crcs=False,
     )
 
 
