@@ -118,3 +118,14 @@ def test_the_stage_window_is_sized_by_settings() -> None:
         load_settings({"NEWSWATCH_DEDUP_WINDOW_MB": "1", "NEWSWATCH_DEDUP_WINDOW_DAYS": "0.5"}))
     assert index.capacity == 2**20 // index.entry_bytes
     assert index.max_age_s == 43200
+
+
+def test_a_story_is_found_through_the_sorted_band_index_after_a_rebuild() -> None:
+    index = _sized(REBUILD_EVERY + 10)
+    index.assign("first", STORY)
+    words = [f"word{i}" for i in range(400)]
+    for i in range(REBUILD_EVERY):  # the re-sort runs: "first" moves from the dict to the arrays
+        index.assign(f"s{i}", " ".join(words[(i * 7 + j * 13) % 400] for j in range(40)))
+    assert index._sorted_slots.shape[1] >= REBUILD_EVERY  # re-sorted, "first" among them
+    edited = STORY.replace("on Tuesday", "on Tuesday, a statement said") + " (Reuters)"
+    assert index.assign("copy", edited).cluster_id == "first"
