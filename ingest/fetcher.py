@@ -19,6 +19,7 @@ from ingest.fetch import PageFetcher
 from ingest.state import FEED_HEALTH, state_key
 from pipeline.errors import PermanentError
 from pipeline.kafka_io import ARTICLES, ENTRIES, make_producer
+from pipeline.metrics import FETCHES
 from pipeline.settings import Settings
 from pipeline.stage import KafkaTopicSink, run_stage
 from pipeline.story import FetchResult, Story, utcnow
@@ -69,15 +70,21 @@ class ExtractionReporter:
 def make_processor(
     fetcher: PageFetcher, reporter: ExtractionReporter | None
 ) -> Callable[[Story], Story]:
-    """``fetch_story`` bound to ``fetcher``, reporting permanent outcomes per feed."""
+    """``fetch_story`` bound to ``fetcher``, reporting permanent outcomes per feed;
+    every attempt is counted in ``newswatch_fetch_total`` by outcome."""
 
     def process(story: Story) -> Story:
         try:
             result = fetch_story(fetcher, story)
         except PermanentError as exc:
+            FETCHES.labels(error_kind(exc)).inc()
             if reporter:
                 reporter.report(story, exc)
             raise
+        except Exception as exc:  # transient: the runner retries it, each attempt is counted
+            FETCHES.labels(error_kind(exc)).inc()
+            raise
+        FETCHES.labels("ok").inc()
         if reporter:
             reporter.report(story, None)
         return result

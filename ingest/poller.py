@@ -23,6 +23,7 @@ from ingest.state import FeedState, in_shard, load_states, send_state, state_key
 from ingest.transport import new_async_client
 from pipeline.health import clear_ready, mark_ready
 from pipeline.kafka_io import ENTRIES, make_producer
+from pipeline.metrics import POLL_STORIES, POLL_UNDELIVERED
 from pipeline.settings import Settings
 from pipeline.stage import StopFlag
 from pipeline.story import utcnow
@@ -65,11 +66,13 @@ class PollerLoop:
                              result.spec.url, len(failed), len(futures), failed[0].exception)
                 poller.forget(result.stories)
                 self.counts["undelivered"] += 1
+                POLL_UNDELIVERED.inc()
                 continue
             self.states[state_key(result.spec.url)] = result.state
             send_state(self.producer, self.settings, result.state)
             self.counts[result.outcome] += 1
             self.counts["stories"] += len(result.stories)
+            POLL_STORIES.inc(len(result.stories))
         self.producer.flush()
 
     async def poll_round(self, poller: FeedPoller, specs: list[FeedSpec]) -> None:

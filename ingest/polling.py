@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,6 +29,7 @@ from ingest.schedule import (
     update_rate,
 )
 from ingest.state import FeedState, state_key
+from pipeline.metrics import POLL_SECONDS, POLLS
 from pipeline.settings import Settings
 from pipeline.story import FeedEntry, Story, utcnow
 from pipeline.urls import host_of
@@ -98,14 +100,21 @@ class FeedPoller:
         host = host_of(spec.url)
         async with self.global_limit, self.hosts.semaphore(host):
             await self.hosts.wait_turn(host)
+            started = time.perf_counter()
             try:
-                return await self._poll(spec, state)
+                result = await self._poll(spec, state)
             except Exception as exc:
                 # one feed's surprise must not stop the others; it is counted in its health
                 if not hasattr(exc, "kind"):
                     logger.exception("unexpected error polling %s", spec.url)
                 retry_after = exc.retry_after if isinstance(exc, IngestTransient) else None
-                return self._failed(spec, state, exc, retry_after)
+                result = self._failed(spec, state, exc, retry_after)
+            POLL_SECONDS.observe(time.perf_counter() - started)
+            reason = "ok"
+            if result.outcome == "error":
+                reason = result.state.health.last_error_kind or "unknown"
+            POLLS.labels(result.outcome, reason).inc()
+            return result
 
     def _request_headers(self, state: FeedState, now: datetime) -> dict[str, str]:
         headers = {"User-Agent": self.settings.http_user_agent, "Accept": FEED_ACCEPT}

@@ -50,7 +50,12 @@ def run(stage: str) -> None:
     settings = settings_or_exit()
     from pipeline.metrics import serve_metrics
 
-    serve_metrics(settings.metrics_port)
+    try:
+        serve_metrics(settings.metrics_port, settings.metrics_addr)
+    except OSError as exc:  # the port is taken: say which, rather than a traceback
+        click.echo(f"newswatch: cannot serve metrics on {settings.metrics_addr}:"
+                   f"{settings.metrics_port}: {exc}", err=True)
+        sys.exit(2)
     module_name, func_name = STAGES[stage].split(":")
     func = getattr(importlib.import_module(module_name), func_name)
     func(settings)

@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     retry_backoff_s: float = Field(default=0.5, ge=0)
     retry_backoff_max_s: float = Field(default=10.0, ge=0)
     metrics_port: int = Field(default=0, ge=0)  # 0 = no Prometheus endpoint
+    # compose sets 0.0.0.0 so Prometheus on the compose network can scrape; no port is published
+    metrics_addr: str = "127.0.0.1"
     # A stage touches <ready_dir>/<stage> once it is consuming (make up, compose health checks)
     ready_dir: Path | None = None
     # Delayed retries of transient failures: one retry topic per tier (news.retry.1 ..), each
@@ -92,6 +94,11 @@ class Settings(BaseSettings):
     per_host_delay_s: float = Field(default=1.0, ge=0)
     respect_robots: bool = True
     allow_private_networks: bool = False
+
+    # Enricher and alerter memory
+    dedup_window_mb: float = Field(default=200, gt=0)  # near-duplicate window, bytes bound
+    dedup_window_days: float = Field(default=7, gt=0)  # ... and age bound
+    alert_state_days: float = Field(default=7, gt=0)  # alerter: clusters remembered (and replayed)
 
     # Shared corpora for tests and benchmarks (absent in a user's clone)
     shared_dir: Path = REPO_ROOT.parent / "shared"

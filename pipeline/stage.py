@@ -45,7 +45,7 @@ from pipeline.delivery import Deliveries, DeliveryError, describe, record_error
 from pipeline.errors import Discard, PermanentError, TransientError
 from pipeline.health import clear_ready, mark_ready
 from pipeline.kafka_io import DLQ, wait_for_topics
-from pipeline.metrics import MESSAGES, STAGE_SECONDS
+from pipeline.metrics import MESSAGES, STAGE_SECONDS, observe_lag, observe_record
 from pipeline.retry import (
     RETRY_COUNT,
     STAGE,
@@ -197,6 +197,13 @@ class StageRunner:
             before_sleep=log_retry,
         )
 
+    def _measured(self, record: ConsumerRecord) -> Outcome:
+        """``_handle`` with its time and retries counted (metrics only)."""
+        started = time.perf_counter()
+        outcome = self._handle(record)
+        observe_record(self.name, outcome.attempts, time.perf_counter() - started)
+        return outcome
+
     def _handle(self, record: ConsumerRecord) -> Outcome:
         target = header(record.headers, STAGE)
         if target is not None and target != self.name:
@@ -276,10 +283,11 @@ class StageRunner:
     # -- one batch ---------------------------------------------------------
     def run_batch(self, records: Sequence[ConsumerRecord]) -> None:
         started = time.monotonic()
+        MESSAGES.labels(self.name, "consumed").inc(len(records))
         if self._pool is not None:
-            outcomes = list(self._pool.map(self._handle, records))
+            outcomes = list(self._pool.map(self._measured, records))
         else:
-            outcomes = [self._handle(r) for r in records]
+            outcomes = [self._measured(r) for r in records]
         deliveries = Deliveries()
         emitted = 0
         for outcome in outcomes:
@@ -323,6 +331,7 @@ class StageRunner:
             logger.warning("%s: commit skipped, group is rebalancing (%s); batch will be redelivered",
                            self.name, type(exc).__name__)
         STAGE_SECONDS.labels(self.name).observe(time.monotonic() - started)
+        observe_lag(self.name, self.consumer)
         if undelivered:
             raise DeliveryError(f"{self.name}: undelivered outcomes, not committed: {describe(undelivered)}")
 

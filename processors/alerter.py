@@ -9,17 +9,26 @@ one message per cluster reads only ``new`` events, or keeps the last message
 per key. A redelivered story that is already part of an alert publishes
 nothing.
 
-The alert topics are the alerter's memory: at start it reads them from the
-beginning, and before each batch it reads what any replica has added since,
-so a restart (or a second replica) does not alert a cluster twice.
+The alert topics are the alerter's memory: at start it reads the last
+``NEWSWATCH_ALERT_STATE_DAYS`` of them (from the offsets ``offsets_for_times``
+gives), and before each batch it reads what any replica has added since, so a
+restart (or a second replica) does not alert a cluster twice. A cluster whose
+last alert is older than that is forgotten (its next copy starts a new alert,
+as the dedup window, bounded by age too, would give it a new cluster anyway).
+A read that takes longer than ``CATCH_UP_TIMEOUT_S`` is logged and the stage
+goes on with what it has: a slow broker costs at worst a repeated "new" alert,
+never a stage that cannot start.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
-from dataclasses import dataclass, field
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -31,6 +40,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from pipeline.errors import PermanentError, TransientError
 from pipeline.kafka_io import ENRICHED, TopicSpec, ensure_topics
+from pipeline.metrics import ALERT_STATE_CLUSTERS, ALERTS, track
 from pipeline.retry import backoff
 from pipeline.settings import Settings
 from pipeline.stage import run_stage, unchanged
@@ -100,58 +110,137 @@ def update_alert(previous: dict[str, Any], story: Story, tags: list[TopicTag]) -
     return alert
 
 
-@dataclass
 class ClusterState:
-    alert: dict[str, Any]
-    story_ids: set[str] = field(default_factory=set)
+    """One cluster's latest alert and the stories already part of it, kept compact.
+
+    The alert is only read when another copy of the cluster arrives, so it is
+    kept as deflated JSON (~1/5 of the dict); story ids as a tuple (no set per
+    cluster). bench/memory/alerter_state.py measures the bytes per cluster.
+    """
+
+    __slots__ = ("_blob", "at", "story_ids")
+
+    def __init__(self, alert: dict[str, Any], at: float = 0.0, raw: bytes | None = None) -> None:
+        self._blob = b""
+        self.set(alert, raw)
+        self.story_ids: tuple[str, ...] = ()
+        self.at = at  # Unix time of the cluster's last alert
+
+    @property
+    def alert(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(zlib.decompress(self._blob))
+        return value
+
+    def set(self, alert: dict[str, Any], raw: bytes | None = None) -> None:
+        """Keep ``alert``; ``raw``, its JSON as read from Kafka, saves encoding it again
+        (a replay's time went to that)."""
+        if raw is None:
+            # "latest" is replaced by every update: a copy of it kept here is never read
+            kept = {k: v for k, v in alert.items() if k != "latest"}
+            raw = json.dumps(kept, ensure_ascii=False).encode("utf-8")
+        self._blob = zlib.compress(raw, 1)
+
+    def add_story(self, story_id: str) -> None:
+        if story_id not in self.story_ids:
+            self.story_ids = (*self.story_ids, story_id)
 
 
 class AlertState:
-    """(subscription, cluster id) -> the latest alert, rebuilt from the alert topics."""
+    """(subscription, cluster id) -> the latest alert, rebuilt from the alert topics.
 
-    def __init__(self) -> None:
-        self.clusters: dict[tuple[str, str], ClusterState] = {}
+    Clusters are kept in the order of their last alert, so the ones not alerted
+    for ``max_age_s`` are forgotten from the front.
+    """
+
+    def __init__(self, max_age_s: float = 7 * 86400,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.max_age_s = max_age_s
+        self.clock = clock
+        self.clusters: OrderedDict[tuple[str, str], ClusterState] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.clusters)
 
     def get(self, sub: str, cluster_id: str) -> ClusterState | None:
+        self.expire()
         return self.clusters.get((sub, cluster_id))
 
-    def record(self, alert: dict[str, Any]) -> None:
-        """Remember an alert (one we produced, or one read back from a topic)."""
+    def record(self, alert: dict[str, Any], at: float | None = None,
+               raw: bytes | None = None) -> None:
+        """Remember an alert (one we produced, or one read back from a topic at its record
+        time, with its JSON bytes as ``raw``)."""
+        at = self.clock() if at is None else at
+        if at < self.clock() - self.max_age_s:
+            return
         key = (str(alert.get("subscription")), str(alert.get("cluster_id")))
-        state = self.clusters.setdefault(key, ClusterState(alert))
-        state.alert = alert
-        state.story_ids.add(str(alert.get("story_id")))
+        state = self.clusters.get(key)
+        if state is None:
+            key = (sys.intern(key[0]), key[1])  # one subscription name, not one per cluster
+            state = self.clusters[key] = ClusterState(alert, at, raw)
+        else:
+            state.set(alert, raw)
+        state.at = max(state.at, at)
+        self.clusters.move_to_end(key)
+        state.add_story(str(alert.get("story_id")))
         latest = alert.get("latest") or {}
         if latest.get("story_id"):
-            state.story_ids.add(str(latest["story_id"]))
+            state.add_story(str(latest["story_id"]))
+        self.expire()
+
+    def expire(self) -> int:
+        """Forget the clusters last alerted longer than ``max_age_s`` ago; returns how many."""
+        cutoff = self.clock() - self.max_age_s
+        dropped = 0
+        while self.clusters:
+            key, state = next(iter(self.clusters.items()))
+            if state.at >= cutoff:
+                break
+            del self.clusters[key]
+            dropped += 1
+        return dropped
 
 
 class AlertTopicReader:
-    """Reads the alert topics (from the beginning, then incrementally) into an AlertState."""
+    """Reads the alert topics (the state's time window, then incrementally) into an AlertState."""
 
-    def __init__(self, consumer: KafkaConsumer, topics: list[str], state: AlertState) -> None:
+    def __init__(self, consumer: KafkaConsumer, topics: list[str], state: AlertState,
+                 timeout_s: float = CATCH_UP_TIMEOUT_S) -> None:
         self.consumer = consumer
         self.state = state
+        self.timeout_s = timeout_s
         partitions: list[TopicPartition] = []
         for topic in topics:
             for p in sorted(consumer.partitions_for_topic(topic) or {0}):
                 partitions.append(TopicPartition(topic, p))
         self.partitions = partitions
         consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
+        if not partitions:
+            return
+        # start at the first alert within the state's window, not at the topic's beginning
+        since_ms = int((state.clock() - state.max_age_s) * 1000)
+        by_time = consumer.offsets_for_times({tp: since_ms for tp in partitions})
+        ends = consumer.end_offsets(partitions)
+        for tp in partitions:
+            found = by_time.get(tp)
+            consumer.seek(tp, found.offset if found is not None else ends[tp])
 
     def catch_up(self) -> int:
-        """Read every alert published so far; returns how many were read."""
+        """Read the alerts published so far (within ``timeout_s``); returns how many were read."""
         end = self.consumer.end_offsets(self.partitions)
-        deadline = time.monotonic() + CATCH_UP_TIMEOUT_S
+        deadline = time.monotonic() + self.timeout_s
         read = 0
         while any(self.consumer.position(tp) < end[tp] for tp in self.partitions):
             if time.monotonic() > deadline:
-                raise TransientError("timed out reading the alert topics")
+                behind = sum(end[tp] - self.consumer.position(tp) for tp in self.partitions)
+                logger.warning("alerter: reading the alert topics took over %.0fs; going on with "
+                               "%d alerts read, %d not yet (a cluster among them may be alerted "
+                               "as new again)", self.timeout_s, read, behind)
+                break
             for records in self.consumer.poll(timeout_ms=500).values():
                 for record in records:
                     try:
-                        self.state.record(json.loads(record.value))
+                        at = record.timestamp / 1000 if record.timestamp > 0 else None
+                        self.state.record(json.loads(record.value), at, record.value)
                         read += 1
                     except (ValueError, TypeError):
                         logger.warning("alerter: unreadable alert at %s:%s offset %s",
@@ -216,6 +305,7 @@ class AlertSink:
             return []
         self.reader.catch_up()  # what other replicas (or our previous life) published
         futures = []
+        published: list[tuple[str, str]] = []  # (subscription, event), counted once delivered
         hooks: list[tuple[ConsumerRecord, Webhook, dict[str, Any]]] = []
         for story, record in pending:
             for sub, alert in self._alerts_for(story):
@@ -223,6 +313,7 @@ class AlertSink:
                 value = json.dumps(alert, ensure_ascii=False).encode("utf-8")
                 futures.append(self.producer.send(topic, key=alert["story_id"].encode(),
                                                   value=value))
+                published.append((sub.name, str(alert["event"])))
                 logger.info("alerter: %s alert for cluster %s (%s) on %s", alert["event"],
                             alert["cluster_id"], story.id, topic)
                 if sub.output.webhook is not None:
@@ -230,6 +321,8 @@ class AlertSink:
         self.producer.flush()
         for future in futures:
             future.get(timeout=30)  # a Kafka failure raises: nothing committed, batch redone
+        for name, event in published:
+            ALERTS.labels(name, event).inc()
         failures: list[tuple[ConsumerRecord, Exception]] = []
         for record, webhook, alert in hooks:
             try:
@@ -241,11 +334,16 @@ class AlertSink:
 
 
 def make_reader(settings: Settings, subscriptions: list[Subscription]) -> AlertTopicReader:
-    """A group-less consumer over every alert topic, positioned at the beginning."""
+    """A group-less consumer over every alert topic, positioned at the state's time window."""
+    # check_crcs=False: kafka-python checks CRC32C in pure Python (2/3 of a replay's time,
+    # measured in bench/memory); the broker checked each batch when it was written, and an
+    # alert that does not parse is skipped and logged anyway
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                             client_id="newswatch-alerter-state")
+                             client_id="newswatch-alerter-state", check_crcs=False)
     topics = [settings.topic(s.alert_topic) for s in subscriptions]
-    reader = AlertTopicReader(consumer, topics, AlertState())
+    state = AlertState(max_age_s=settings.alert_state_days * 86400)
+    reader = AlertTopicReader(consumer, topics, state)
+    track(ALERT_STATE_CLUSTERS, lambda: len(state.clusters))
     logger.info("alerter: %d earlier alerts read from %d topics", reader.catch_up(), len(topics))
     return reader
 

@@ -5,9 +5,12 @@ two replicas would each see only their own partitions. Instead of a second
 store, the window is fed from the stage's own output: ``news.enriched``
 already holds every story with its ``cluster_id`` and text.
 
-* At start-up the last ``window`` stories of ``news.enriched`` are read back
+* At start-up the newest stories of ``news.enriched`` are read back
   (synchronously, before the first input is processed), so a restarted
-  enricher keeps assigning the clusters it assigned before.
+  enricher keeps assigning the clusters it assigned before: at most as many
+  as the window holds, and none older than its age bound (the start offsets
+  come from ``offsets_for_times``). Each keeps its record's timestamp as its
+  age, so the rebuilt window forgets stories when the old one would have.
 * Then a daemon thread keeps tailing ``news.enriched``, so each replica learns
   the stories the other replicas clustered (within a poll interval).
 
@@ -19,11 +22,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from kafka import KafkaConsumer, TopicPartition
 
 from pipeline.errors import PermanentError
 from pipeline.kafka_io import ENRICHED
+from pipeline.metrics import DEDUP_WINDOW_BYTES, DEDUP_WINDOW_STORIES, track
 from pipeline.settings import Settings
 from pipeline.story import Story
 from processors.dedup import NearDuplicateIndex
@@ -38,10 +43,13 @@ def _consumer(settings: Settings) -> KafkaConsumer:
         group_id=None,
         enable_auto_commit=False,
         client_id="newswatch-enricher-window",
+        # kafka-python's CRC32C is pure Python; the broker checked each batch on write, and
+        # a record that does not decode is skipped (see processors.alerter.make_reader)
+        check_crcs=False,
     )
 
 
-def _learn(index: NearDuplicateIndex, raw: bytes | None) -> bool:
+def _learn(index: NearDuplicateIndex, raw: bytes | None, timestamp_ms: int | None = None) -> bool:
     try:
         story = Story.from_bytes(raw)
     except PermanentError:
@@ -49,13 +57,15 @@ def _learn(index: NearDuplicateIndex, raw: bytes | None) -> bool:
     if story.enrichment is None or not story.enrichment.cluster_id:
         return False
     text = story.text or (story.feed.summary if story.feed and story.feed.summary else "")
-    index.remember(story.id, story.enrichment.cluster_id, text or story.title or "")
+    at = timestamp_ms / 1000 if timestamp_ms and timestamp_ms > 0 else None
+    index.remember(story.id, story.enrichment.cluster_id, text or story.title or "", at=at)
     return True
 
 
 def warm_up(settings: Settings, index: NearDuplicateIndex, consumer: KafkaConsumer | None = None,
             window: int | None = None) -> tuple[KafkaConsumer, int]:
-    """Read back the newest ``window`` stories of news.enriched; returns the consumer and count."""
+    """Read back the newest stories of news.enriched (at most ``window``, default the index's
+    capacity, and none older than its age bound); returns the consumer and the count."""
     topic = settings.topic(ENRICHED)
     consumer = consumer or _consumer(settings)
     partitions = consumer.partitions_for_topic(topic) or set()
@@ -66,8 +76,12 @@ def warm_up(settings: Settings, index: NearDuplicateIndex, consumer: KafkaConsum
     ends = consumer.end_offsets(tps)
     begins = consumer.beginning_offsets(tps)
     per_partition = max(1, (window or index.capacity) // len(tps))
+    since_ms = int((time.time() - index.max_age_s) * 1000)
+    by_time = consumer.offsets_for_times({tp: since_ms for tp in tps})
     for tp in tps:
-        consumer.seek(tp, max(begins[tp], ends[tp] - per_partition))
+        # None: no record that recent, nothing to read back in that partition
+        first_recent = by_time[tp].offset if by_time.get(tp) is not None else ends[tp]
+        consumer.seek(tp, max(begins[tp], ends[tp] - per_partition, first_recent))
     learned = 0
     remaining = {tp for tp in tps if consumer.position(tp) < ends[tp]}
     empty_polls = 0
@@ -81,7 +95,7 @@ def warm_up(settings: Settings, index: NearDuplicateIndex, consumer: KafkaConsum
         empty_polls = 0
         for tp, records in polled.items():
             for record in records:
-                learned += _learn(index, record.value)
+                learned += _learn(index, record.value, record.timestamp)
             if consumer.position(tp) >= ends[tp]:
                 remaining.discard(tp)
     logger.info("dedup window: read back %d stories from %s", learned, topic)
@@ -90,6 +104,8 @@ def warm_up(settings: Settings, index: NearDuplicateIndex, consumer: KafkaConsum
 
 def start_window_sync(settings: Settings, index: NearDuplicateIndex) -> threading.Event:
     """Warm the window, then follow news.enriched in a daemon thread; set the event to stop."""
+    track(DEDUP_WINDOW_STORIES, lambda: len(index))
+    track(DEDUP_WINDOW_BYTES, lambda: index.nbytes)
     consumer, _ = warm_up(settings, index)
     stop = threading.Event()
 
@@ -98,7 +114,7 @@ def start_window_sync(settings: Settings, index: NearDuplicateIndex) -> threadin
             while not stop.is_set():
                 for records in consumer.poll(timeout_ms=1000).values():
                     for record in records:
-                        _learn(index, record.value)
+                        _learn(index, record.value, record.timestamp)
         except Exception:  # the stage keeps running; it only loses cross-replica updates
             logger.exception("dedup window: following %s stopped", settings.topic(ENRICHED))
         finally:

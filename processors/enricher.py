@@ -111,6 +111,8 @@ def run(settings: Settings, idle_exit_after: int | None = None) -> None:
     from processors.dedup_state import start_window_sync
 
     enrich = Enricher.from_settings(settings)
+    # the stage's window is sized by settings (bytes and age); tools keep the default
+    enrich.dedup = NearDuplicateIndex.from_settings(settings)
     stop_sync = start_window_sync(settings, enrich.dedup)
     try:
         run_stage(

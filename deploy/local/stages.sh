@@ -8,6 +8,8 @@
 #
 # Every NEWSWATCH_* variable of the caller reaches the stages (e.g. NEWSWATCH_FEEDS).
 # Logs: <run>/logs/<stage>.log; pids: <run>/<stage>.pid; readiness: <run>/ready/<stage>.
+# Metrics: each stage on its own port, NEWSWATCH_LOCAL_METRICS_BASE_PORT (9101) + its
+# place in ALL_STAGES (poller 9101 ... alerter 9105); 0 serves none.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -19,6 +21,7 @@ NEWSWATCH_LOCAL_BIN=${NEWSWATCH_LOCAL_BIN:-$REPO_DIR/.venv/bin/newswatch}
 ALL_STAGES=(poller fetcher enricher indexer alerter retrier)
 START_TIMEOUT=${NEWSWATCH_LOCAL_STAGE_START_TIMEOUT:-120}
 STOP_TIMEOUT=${NEWSWATCH_LOCAL_STOP_TIMEOUT:-60}
+METRICS_BASE_PORT=${NEWSWATCH_LOCAL_METRICS_BASE_PORT:-9101}
 
 log() { printf '[stages] %s\n' "$*" >&2; }
 die() { printf '[stages] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -31,6 +34,16 @@ pid_of() {
   printf '%s\n' "$pid"
 }
 
+# One port per stage: they share 127.0.0.1 (compose gives each container its own 9100)
+metrics_port() {
+  local i
+  ((METRICS_BASE_PORT)) || { echo 0; return; }
+  for i in "${!ALL_STAGES[@]}"; do
+    if [[ ${ALL_STAGES[$i]} == "$1" ]]; then echo $((METRICS_BASE_PORT + i)); return; fi
+  done
+  echo 0
+}
+
 start_one() {
   local stage=$1 pid
   if pid=$(pid_of "$stage"); then
@@ -40,7 +53,8 @@ start_one() {
   rm -f "$READY_DIR/$stage"
   # setsid: the stage gets its own session, so it outlives this script and a
   # terminal's Ctrl-C; `stop` signals its supervisor by pid.
-  NEWSWATCH_READY_DIR=$READY_DIR setsid bash "$SCRIPT_DIR/stages.sh" supervise "$stage" \
+  NEWSWATCH_METRICS_PORT=$(metrics_port "$stage") NEWSWATCH_READY_DIR=$READY_DIR \
+    setsid bash "$SCRIPT_DIR/stages.sh" supervise "$stage" \
     >>"$LOG_DIR/$stage.log" 2>&1 </dev/null &
   echo $! >"$RUN_DIR/$stage.pid"
   log "$stage started (pid $!), log $LOG_DIR/$stage.log"

@@ -187,3 +187,43 @@ def test_the_seed_story_is_tagged_with_evidence_and_alerts_once_per_cluster(
     assert payloads[0]["story_id"] in {first.id, second.id}
     assert set(payloads[1]["cluster_story_ids"]) == {first.id, second.id}
     assert any("155 Chinese citizens" in e["text"] for e in payloads[0]["topics"][0]["evidence"])
+
+
+def test_start_up_replay_reads_only_the_state_window_and_never_fails_on_time(
+    make_settings: Callable[..., Settings], tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    import time
+
+    from kafka import KafkaConsumer, KafkaProducer
+
+    from processors.alerter import AlertState, AlertTopicReader
+
+    settings = make_settings(subscriptions_dir=_subscriptions(tmp_path), alert_state_days=7)
+    subs = load_subscriptions(settings.subscriptions_dir)
+    ensure_topics(settings, [TopicSpec(s.alert_topic, partitions=1) for s in subs])
+    topic = settings.topic("alerts.ff")
+    now_ms = int(time.time() * 1000)
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    for i, age_days in enumerate([30, 10, 2, 0.1]):
+        alert = {"event": "new", "subscription": "ff", "cluster_id": f"c{i}", "story_id": f"s{i}"}
+        producer.send(topic, key=f"s{i}".encode(), value=json.dumps(alert).encode(),
+                      timestamp_ms=now_ms - int(age_days * 86_400_000))
+    producer.flush()
+    producer.close()
+
+    reader = make_reader(settings, subs)
+    try:
+        assert sorted(c for _, c in reader.state.clusters) == ["c2", "c3"]
+    finally:
+        reader.consumer.close()
+
+    # a replay that runs out of time is logged and the stage goes on (no exception)
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    try:
+        slow = AlertTopicReader(consumer, [topic], AlertState(max_age_s=365 * 86400), timeout_s=0)
+        with caplog.at_level("WARNING", logger="processors.alerter"):
+            read = slow.catch_up()
+        assert read < 4
+        assert "going on with" in caplog.text
+    finally:
+        consumer.close()

@@ -3,6 +3,7 @@ and the near-duplicate window survives a restart by reading news.enriched back."
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
@@ -21,6 +22,12 @@ TEXT = (
     "recruited through online adverts promising $2,000 a month. President Volodymyr Zelenskyy "
     "said foreign mercenaries would face trial. Zelensky added that North Korean soldiers and "
     "Chinese citizens had also been captured in the Kursk region."
+)
+
+OTHER_TEXT = (
+    "Heavy rain flooded the lower town overnight and the river rose above the warning mark, the "
+    "council said. Schools stayed closed and volunteers filled sandbags along the embankment while "
+    "forecasters expected more showers through the weekend and the power company restored lines."
 )
 
 
@@ -80,3 +87,32 @@ def test_enricher_stage_end_to_end_with_restart(make_settings: Callable[..., Set
     enricher.run(settings, idle_exit_after=3)
     enriched = {k.decode(): Story.from_bytes(v) for k, v, _ in read_all(settings, ENRICHED, 3)}
     assert enriched[late_copy.id].enrichment.cluster_id == original.id  # type: ignore[union-attr]
+
+
+def test_window_read_back_skips_stories_older_than_its_age_bound(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from pipeline.story import Enrichment
+    from processors.dedup import NearDuplicateIndex
+    from processors.dedup_state import warm_up
+
+    settings = make_settings()
+    old = story("https://old.test/1", "Old", TEXT)
+    new = story("https://new.test/1", "New", OTHER_TEXT)
+    for s in (old, new):
+        s.enrichment = Enrichment(cluster_id=s.id)
+    now_ms = int(time.time() * 1000)
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    producer.send(settings.topic(ENRICHED), key=old.id.encode(), value=old.to_bytes(),
+                  timestamp_ms=now_ms - 10 * 86_400_000)  # ten days ago
+    producer.send(settings.topic(ENRICHED), key=new.id.encode(), value=new.to_bytes(),
+                  timestamp_ms=now_ms - 3_600_000)  # an hour ago
+    producer.flush()
+    producer.close()
+
+    index = NearDuplicateIndex(max_age_s=7 * 86400)
+    consumer, _ = warm_up(settings, index)
+    consumer.close()
+    assert len(index) == 1
+    assert index.assign("copy-of-new", OTHER_TEXT + " (AFP)").cluster_id == new.id
+    assert index.assign("copy-of-old", TEXT + " (AFP)").cluster_id == "copy-of-old"

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +19,12 @@ from tests.support.processes import NEWSWATCH, settings_env
 pytestmark = pytest.mark.integration
 
 SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "local" / "stages.sh"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _group_members(pgid: int) -> list[int]:
@@ -41,10 +49,13 @@ def test_a_stage_is_supervised_and_stopped_without_leftovers(
 ) -> None:
     settings = make_settings()
     run_dir = tmp_path / "run"
+    port = _free_port()
     env = settings_env(settings) | {
         "NEWSWATCH_LOCAL_RUN_DIR": str(run_dir),
         "NEWSWATCH_LOCAL_BIN": NEWSWATCH,
         "NEWSWATCH_LOCAL_STAGE_RESTART_DELAY": "1",
+        # the enricher is the third stage: its metrics port is base + 2
+        "NEWSWATCH_LOCAL_METRICS_BASE_PORT": str(port - 2),
     }
 
     def stages(*args: str) -> None:
@@ -54,6 +65,8 @@ def test_a_stage_is_supervised_and_stopped_without_leftovers(
     supervisor = int((run_dir / "enricher.pid").read_text())
     try:
         first = _wait_for_ready_pid(run_dir / "ready" / "enricher", other_than=None)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            assert b"newswatch_dedup_window_stories" in response.read()
         # a stage that dies (as on an outage it cannot ride out) comes back by itself
         os.kill(first, signal.SIGKILL)
         second = _wait_for_ready_pid(run_dir / "ready" / "enricher", other_than=first)

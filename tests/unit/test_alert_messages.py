@@ -57,7 +57,7 @@ def test_state_rebuilt_from_alerts_knows_every_copy(tmp_path: Path) -> None:
     state.record(update_alert(alert, second, sub.match(second) or []))
     known = state.get("ff", "c1")
     assert known is not None
-    assert known.story_ids == {first.id, second.id}
+    assert set(known.story_ids) == {first.id, second.id}
     assert known.alert["cluster_size"] == 2
     assert state.get("ff", "c2") is None
     assert state.get("other", "c1") is None
@@ -69,3 +69,26 @@ def test_kibana_link_filters_on_the_story_id() -> None:
     assert "dataViewId:newswatch-stories" in decoded
     assert "query:'id:\"0123abcd\"'" in decoded
     assert " " not in link
+
+
+def test_cluster_state_expires_with_age_oldest_first(tmp_path: Path) -> None:
+    sub = _sub(tmp_path)
+    now = [1_000_000.0]
+    state = AlertState(max_age_s=3600, clock=lambda: now[0])
+    stories = [make_story(f"https://a.example/{i}", cluster_id=f"c{i}") for i in range(3)]
+    alerts = [new_alert(sub, s, sub.match(s) or [], "http://k", f"c{i}")
+              for i, s in enumerate(stories)]
+    state.record(alerts[0])
+    now[0] += 1800
+    state.record(alerts[1])
+    state.record(alerts[2], at=now[0] - 7200)  # read back from a topic, already too old
+    assert len(state) == 2
+    now[0] += 1200
+    # an update keeps a cluster alive: c0 alerted again, c1 not
+    state.record(update_alert(alerts[0], make_story("https://b.example/0", cluster_id="c0"),
+                              sub.match(stories[0]) or []))
+    now[0] += 3000  # c1 last alerted 4200 s ago, c0 3000 s ago
+    assert state.get("ff", "c1") is None
+    assert state.get("ff", "c0") is not None
+    assert len(state) == 1
+    assert "latest" not in state.clusters[("ff", "c0")].alert  # replaced by every update anyway

@@ -147,3 +147,33 @@ def test_files_the_image_needs_are_not_docker_ignored(path: str) -> None:
     ignored = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
                if line.strip() and not line.startswith("#")]
     assert not any(path == rule or path.startswith(rule.rstrip("/") + "/") for rule in ignored)
+
+
+def test_poller_health_check_uses_its_ready_marker_and_metrics_endpoint() -> None:
+    poller = yaml.safe_load(COMPOSE_FILE.read_text())["services"]["poller"]
+    env = poller["environment"]
+    check = " ".join(poller["healthcheck"]["test"])
+    assert f"{env['NEWSWATCH_READY_DIR']}/poller" in check
+    assert f"127.0.0.1:{env['NEWSWATCH_METRICS_PORT']}/metrics" in check
+    assert env["NEWSWATCH_METRICS_ADDR"] == "0.0.0.0"  # reachable by Prometheus on the network
+
+
+def test_prometheus_examples_scrape_the_ports_the_stages_serve() -> None:
+    stages_sh = (REPO / "deploy/local/stages.sh").read_text()
+    order = re.search(r"ALL_STAGES=\(([^)]*)\)", stages_sh)
+    base = re.search(r"METRICS_BASE_PORT=\$\{NEWSWATCH_LOCAL_METRICS_BASE_PORT:-(\d+)\}", stages_sh)
+    assert order and base
+    expected = {stage: f"127.0.0.1:{int(base.group(1)) + i}"
+                for i, stage in enumerate(order.group(1).split())}
+    assert list(expected) == STAGES
+    native = yaml.safe_load((REPO / "deploy/prometheus/native.yml").read_text())
+    found = {c["labels"]["service"]: t for job in native["scrape_configs"]
+             for c in job["static_configs"] for t in c["targets"]}
+    assert found == expected
+
+    compose = yaml.safe_load((REPO / "deploy/prometheus/compose.yml").read_text())
+    [dns] = compose["scrape_configs"][0]["dns_sd_configs"]
+    services = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+    assert sorted(dns["names"]) == sorted(STAGES)
+    for stage in STAGES:
+        assert str(dns["port"]) == services[stage]["environment"]["NEWSWATCH_METRICS_PORT"]

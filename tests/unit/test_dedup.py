@@ -1,6 +1,6 @@
 """Content hashes and MinHash clusters: copies and light edits share a cluster id."""
 
-from processors.dedup import NearDuplicateIndex, content_hash
+from processors.dedup import REBUILD_EVERY, NearDuplicateIndex, content_hash
 
 STORY = (
     "Two Colombian nationals were captured while fighting for Russia near Pokrovsk, Ukraine's "
@@ -46,13 +46,55 @@ def test_a_redelivered_story_keeps_its_cluster() -> None:
     assert len(index) == 2
 
 
-def test_the_window_is_bounded_and_forgets_the_oldest() -> None:
-    index = NearDuplicateIndex(capacity=2)
+WEATHER = "a completely different short text about the weather in the mountains today"
+
+
+def _sized(stories: int, **kwargs: float) -> NearDuplicateIndex:
+    """A window whose byte bound holds exactly ``stories`` stories."""
+    entry = NearDuplicateIndex.array_bytes_per_entry() + 420
+    return NearDuplicateIndex(max_bytes=stories * entry, **kwargs)  # type: ignore[arg-type]
+
+
+def test_the_window_is_bounded_in_bytes_and_forgets_the_oldest() -> None:
+    index = _sized(2)
+    assert index.capacity == 2
     index.assign("a", STORY)
     index.assign("b", OTHER)
-    index.assign("c", "a completely different short text about the weather in the mountains today")
+    index.assign("c", WEATHER)
     assert len(index) == 2
+    assert index.nbytes <= index.max_bytes
     assert index.assign("d", STORY).cluster_id == "d"  # "a" was forgotten
+    assert index.assign("e", OTHER + " More.").cluster_id == "e"  # and then "b"
+    assert index.assign("f", WEATHER).cluster_id == "f"  # and then "c" (exact hash too)
+
+
+def test_the_window_forgets_stories_older_than_its_age_bound() -> None:
+    now = [1_000_000.0]
+    index = NearDuplicateIndex(max_age_s=3600, clock=lambda: now[0])
+    index.assign("a", STORY)
+    now[0] += 1800
+    index.assign("b", OTHER)
+    assert len(index) == 2
+    now[0] += 1801  # "a" is now older than an hour, "b" is not
+    assert index.assign("c", OTHER + " Updated.").cluster_id == "b"
+    assert index.assign("d", STORY).cluster_id == "d"
+    assert len(index) == 3  # b, c, d
+    # a story read back with an old record time is not let in at all
+    index.remember("old", "cluster-old", WEATHER, at=now[0] - 7200)
+    assert index.assign("w", WEATHER).cluster_id == "w"
+
+
+def test_slots_reused_after_many_insertions_never_match_stale_band_hashes() -> None:
+    # more stories than REBUILD_EVERY through a small ring: the sorted band index is
+    # rebuilt while slots are reused, and only live stories may be returned
+    index = _sized(50)
+    words = [f"word{i}" for i in range(400)]
+    for i in range(REBUILD_EVERY + 100):
+        text = " ".join(words[(i * 7 + j * 13) % 400] for j in range(40))
+        index.assign(f"s{i}", text)
+    assert len(index) == 50
+    index.assign("copy", STORY)
+    assert index.assign("copy2", STORY + " (AP)").cluster_id == "copy"
 
 
 def test_remembered_stories_from_elsewhere_are_joined() -> None:
@@ -67,3 +109,23 @@ def test_short_texts_cluster_by_exact_hash_only() -> None:
     index.assign("a", "Breaking: explosion heard")
     assert index.assign("b", "breaking explosion heard!").cluster_id == "a"
     assert index.assign("c", "Breaking: explosions heard").cluster_id == "c"
+
+
+def test_the_stage_window_is_sized_by_settings() -> None:
+    from pipeline.settings import load_settings
+
+    index = NearDuplicateIndex.from_settings(
+        load_settings({"NEWSWATCH_DEDUP_WINDOW_MB": "1", "NEWSWATCH_DEDUP_WINDOW_DAYS": "0.5"}))
+    assert index.capacity == 2**20 // index.entry_bytes
+    assert index.max_age_s == 43200
+
+
+def test_a_story_is_found_through_the_sorted_band_index_after_a_rebuild() -> None:
+    index = _sized(REBUILD_EVERY + 10)
+    index.assign("first", STORY)
+    words = [f"word{i}" for i in range(400)]
+    for i in range(REBUILD_EVERY):  # the re-sort runs: "first" moves from the dict to the arrays
+        index.assign(f"s{i}", " ".join(words[(i * 7 + j * 13) % 400] for j in range(40)))
+    assert index._sorted_slots.shape[1] >= REBUILD_EVERY  # re-sorted, "first" among them
+    edited = STORY.replace("on Tuesday", "on Tuesday, a statement said") + " (Reuters)"
+    assert index.assign("copy", edited).cluster_id == "first"
