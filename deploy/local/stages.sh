@@ -9,7 +9,7 @@
 # Every NEWSWATCH_* variable of the caller reaches the stages (e.g. NEWSWATCH_FEEDS).
 # Logs: <run>/logs/<stage>.log; pids: <run>/<stage>.pid; readiness: <run>/ready/<stage>.
 # Metrics: each stage on its own port, NEWSWATCH_LOCAL_METRICS_BASE_PORT (9101) + its
-# place in ALL_STAGES (poller 9101 ... alerter 9105); 0 serves none.
+# place in ALL_STAGES (poller 9101 ... alerter 9105, retrier 9106); 0 serves none.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -7,7 +7,6 @@ import asyncio
 import re
 from pathlib import Path
 
-import httpx
 import pytest
 from prometheus_client import REGISTRY
 
@@ -16,6 +15,7 @@ from ingest.feeds import FeedSpec
 from ingest.fetch import PageFetcher
 from ingest.fetcher import make_processor
 from ingest.polling import FeedPoller
+from ingest.transport import new_async_client
 from pipeline.errors import PermanentError, TransientError
 from pipeline.story import FeedEntry, Story
 from tests.support.config import local_settings
@@ -68,7 +68,7 @@ def test_poll_outcomes_stories_and_latency_are_counted(site: LocalSite) -> None:
     polls_before = value("newswatch_poll_seconds_count")
 
     async def go() -> None:
-        async with httpx.AsyncClient() as client:
+        async with new_async_client() as client:
             poller = FeedPoller(local_settings(), client)
             first = await poller.poll(FeedSpec(url=site.url("/feed.xml")), None)
             assert first.outcome == "new"
