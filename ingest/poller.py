@@ -24,6 +24,7 @@ from ingest.transport import new_async_client
 from pipeline.health import clear_ready, mark_ready
 from pipeline.kafka_io import ENTRIES, make_producer
 from pipeline.metrics import POLL_STORIES, POLL_UNDELIVERED
+from pipeline.partition import send_by_host
 from pipeline.settings import Settings
 from pipeline.stage import StopFlag
 from pipeline.story import utcnow
@@ -52,10 +53,8 @@ class PollerLoop:
         """Entries first (produce + flush), then state and health for the delivered feeds."""
         sent = []
         for result in results:
-            futures = [
-                self.producer.send(self.entries_topic, key=s.id.encode(), value=s.to_bytes())
-                for s in result.stories
-            ]
+            # keyed by story id, partitioned by host: one fetcher replica owns a host
+            futures = [send_by_host(self.producer, self.entries_topic, s) for s in result.stories]
             sent.append((result, futures))
         self.producer.flush()
         for result, futures in sent:
