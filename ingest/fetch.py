@@ -150,6 +150,18 @@ class Politeness:
         if start > now:
             time.sleep(start - now)
 
+    @staticmethod
+    def host_key(url: str) -> str:
+        """The name one clock is kept under: the URL's host."""
+        return urlsplit(url).hostname or ""
+
+    def due_at(self, host: str) -> float:
+        """When (``time.monotonic``) ``host`` may be asked next without waiting; the
+        fetcher stage dispatches a host's next entry only then, so ``wait`` never
+        sleeps in a worker."""
+        with self._lock:
+            return self._next.get(host, 0.0)
+
 
 def _refuse_early(page: Page) -> None:
     """Status and content type are known before the body: an error page or a PDF is
@@ -179,7 +191,7 @@ class PageFetcher:
             if not self.robots.allowed(url):
                 raise IngestPermanent("robots", f"disallowed by robots.txt: {url}")
             delay = max(delay, self.robots.crawl_delay(url))
-        self.politeness.wait(urlsplit(url).hostname or "", delay)
+        self.politeness.wait(self.politeness.host_key(url), delay)
         page = get(self.client, url, self.limits,
                    {"User-Agent": self.user_agent, "Accept": PAGE_ACCEPT}, inspect=_refuse_early)
         if not page.body.strip():

@@ -20,8 +20,9 @@ from ingest.state import FEED_HEALTH, state_key
 from pipeline.errors import PermanentError
 from pipeline.kafka_io import ARTICLES, ENTRIES, make_producer
 from pipeline.metrics import FETCHES
+from pipeline.scheduled import run_scheduled_stage
 from pipeline.settings import Settings
-from pipeline.stage import KafkaTopicSink, run_stage
+from pipeline.stage import KafkaTopicSink
 from pipeline.story import FetchResult, Story, utcnow
 
 logger = logging.getLogger(__name__)
@@ -98,10 +99,14 @@ def run(settings: Settings) -> None:
     health_producer = make_producer(settings)
     reporter = ExtractionReporter(health_producer, settings)
     try:
-        run_stage(
+        # per-host scheduling: no worker sleeps on a host's delay, the consumer keeps
+        # polling however long a host makes its entries wait (ingest/README.md)
+        run_scheduled_stage(
             "fetcher", make_processor(fetcher, reporter), ENTRIES,
             lambda producer: KafkaTopicSink(producer, settings.topic(ARTICLES)),
             settings, concurrency=settings.fetch_concurrency,
+            slot_of=lambda story: fetcher.politeness.host_key(story.url),
+            ready_at=fetcher.politeness.due_at,
         )
     finally:
         fetcher.close()

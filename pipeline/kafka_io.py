@@ -88,6 +88,7 @@ def make_consumer(settings: Settings, group: str, *topics: str, **overrides: obj
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         "max_poll_records": settings.batch_size,
+        "max_poll_interval_ms": settings.max_poll_interval_ms,
         # notice new partitions (a scaled-up topic) within a minute, not five
         "metadata_max_age_ms": 60_000,
         "client_id": f"newswatch-{group}",

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1)
     retry_backoff_s: float = Field(default=0.5, ge=0)
     retry_backoff_max_s: float = Field(default=10.0, ge=0)
+    # a consumer that does not poll for this long leaves its group (kafka-python's default)
+    max_poll_interval_ms: int = Field(default=300_000, ge=1000)
     metrics_port: int = Field(default=0, ge=0)  # 0 = no Prometheus endpoint
     # compose sets 0.0.0.0 so Prometheus on the compose network can scrape; no port is published
     metrics_addr: str = "127.0.0.1"
@@ -92,6 +94,9 @@ class Settings(BaseSettings):
     max_redirects: int = Field(default=5, ge=0)
     fetch_concurrency: int = Field(default=8, ge=1)
     per_host_delay_s: float = Field(default=1.0, ge=0)
+    # entries held in memory waiting for their host's turn; above it the fetcher pauses
+    # its partitions (still polling, so it stays in its group)
+    fetch_max_waiting: int = Field(default=2000, ge=1)
     respect_robots: bool = True
     allow_private_networks: bool = False
 

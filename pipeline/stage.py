@@ -288,6 +288,20 @@ class StageRunner:
             outcomes = list(self._pool.map(self._measured, records))
         else:
             outcomes = [self._measured(r) for r in records]
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            offsets[tp] = OffsetAndMetadata(record.offset + 1, "", -1)
+        try:
+            self.deliver(outcomes, offsets)
+        finally:
+            STAGE_SECONDS.labels(self.name).observe(time.monotonic() - started)
+
+    def deliver(self, outcomes: Sequence[Outcome],
+                offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        """Make every outcome durable (sink, retry tier, DLQ) and check each delivery,
+        **then** commit ``offsets``, except on the partitions with an undelivered
+        outcome; those raise ``DeliveryError`` once the others are committed."""
         deliveries = Deliveries()
         emitted = 0
         for outcome in outcomes:
@@ -314,13 +328,9 @@ class StageRunner:
         MESSAGES.labels(self.name, "forwarded").inc(emitted - len(failed))
         self.producer.flush()
         undelivered = deliveries.undelivered()
-        # Only now is every outcome durable somewhere: commit offset + 1, except on the
-        # partitions where a dead letter or a retry was not delivered.
-        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
-        for record in records:
-            tp = TopicPartition(record.topic, record.partition)
-            if tp not in undelivered:
-                offsets[tp] = OffsetAndMetadata(record.offset + 1, "", -1)
+        # Only now is every outcome durable somewhere: commit, except on the partitions
+        # where a dead letter or a retry was not delivered.
+        offsets = {tp: meta for tp, meta in offsets.items() if tp not in undelivered}
         try:
             if offsets:
                 self.consumer.commit(offsets)
@@ -330,7 +340,6 @@ class StageRunner:
             # harmless downstream. Not a reason to crash.
             logger.warning("%s: commit skipped, group is rebalancing (%s); batch will be redelivered",
                            self.name, type(exc).__name__)
-        STAGE_SECONDS.labels(self.name).observe(time.monotonic() - started)
         observe_lag(self.name, self.consumer)
         if undelivered:
             raise DeliveryError(f"{self.name}: undelivered outcomes, not committed: {describe(undelivered)}")

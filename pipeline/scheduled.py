@@ -1,0 +1,344 @@
+"""``HostScheduledRunner``: ``run_stage`` for a stage whose records wait for a per-host turn.
+
+The plain runner polls a batch, processes all of it, then polls again. When a
+record has to wait (the fetcher's per-host delay, a robots.txt Crawl-delay of
+up to a minute), that wait happens inside the batch: a batch with many entries
+of one slow host outlasts ``max_poll_interval_ms``, the consumer is evicted,
+and the batch is redelivered and fetched again, in a loop.
+
+Here nothing waits inside the poll loop. The consumer thread keeps polling
+(every 50 ms while work is in flight), and the records it gets wait in memory,
+one queue per *slot* (the fetcher's slot is the URL's host):
+
+- a slot's next record is handed to a worker only when the slot is due
+  (``ready_at``) and none of its records is in flight, so a worker never sleeps
+  on politeness and the other hosts' records keep flowing to the free workers;
+- outcomes are delivered exactly as by ``StageRunner.deliver`` (sink, DLQ,
+  flush), then the offsets are committed: per partition, up to the first record
+  that is not yet delivered (records finish out of order, a commit never skips
+  one);
+- above ``max_buffered`` records held, every assigned partition is paused (the
+  consumer still polls, so it stays in its group) and resumed at half of it;
+- on a rebalance, what is done is delivered and committed while the partitions
+  are still ours; the records of partitions that went to another replica are
+  dropped unfetched (their new owner reads them from the committed offset),
+  those of partitions this replica keeps stay where they are;
+- SIGTERM drops the records that have not started (they are not committed),
+  finishes the ones in flight while still polling, delivers, commits, closes.
+
+A record is fetched twice only when a replica dies or partitions move while it
+is in flight or done but behind an uncommitted one: at-least-once, as before,
+and idempotent downstream through the story id.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Collection
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from kafka import ConsumerRebalanceListener, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from pipeline.errors import PermanentError
+from pipeline.health import mark_ready
+from pipeline.kafka_io import wait_for_topics
+from pipeline.metrics import STAGE_SECONDS
+from pipeline.settings import Settings
+from pipeline.stage import Outcome, Sink, StageRunner, StopFlag
+from pipeline.story import Story
+
+logger = logging.getLogger(__name__)
+
+BUSY_POLL_MS = 50  # poll timeout while records are in flight: completions are picked up this fast
+WRITE_EVERY_S = 1.0  # deliver and commit finished records at least this often
+
+
+def _tp(record: ConsumerRecord) -> TopicPartition:
+    return TopicPartition(record.topic, record.partition)
+
+
+class OffsetTracker:
+    """Per partition, the offsets held in memory in the order they arrived; what may be
+    committed is everything before the first one not yet delivered."""
+
+    def __init__(self) -> None:
+        self._open: dict[TopicPartition, dict[int, bool]] = {}
+
+    def add(self, record: ConsumerRecord) -> None:
+        self._open.setdefault(_tp(record), {})[record.offset] = False
+
+    def done(self, record: ConsumerRecord) -> None:
+        offsets = self._open.get(_tp(record))
+        if offsets is not None and record.offset in offsets:
+            offsets[record.offset] = True
+
+    def holds(self, record: ConsumerRecord) -> bool:
+        return record.offset in self._open.get(_tp(record), {})
+
+    def partitions(self) -> set[TopicPartition]:
+        return set(self._open)
+
+    def drop(self, tp: TopicPartition) -> None:
+        self._open.pop(tp, None)
+
+    def committable(self) -> dict[TopicPartition, OffsetAndMetadata]:
+        """``offset + 1`` of the last record of each contiguous delivered prefix, and
+        forget that prefix."""
+        commits: dict[TopicPartition, OffsetAndMetadata] = {}
+        for tp, offsets in self._open.items():
+            last = None
+            while offsets:
+                first = next(iter(offsets))
+                if not offsets[first]:
+                    break
+                del offsets[first]
+                last = first
+            if last is not None:
+                commits[tp] = OffsetAndMetadata(last + 1, "", -1)
+        return commits
+
+
+class HostScheduledRunner(StageRunner, ConsumerRebalanceListener):
+    """A ``StageRunner`` that keeps polling while records wait for their slot's turn.
+
+    ``slot_of(story)`` names the clock a record waits on (``None``: none), and
+    ``ready_at(slot)`` says when (``time.monotonic``) the slot may start its next
+    record. At most one record per slot is in flight.
+    """
+
+    def __init__(self, *args: Any, slot_of: Callable[[Story], str | None],
+                 ready_at: Callable[[str], float], max_buffered: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self._pool is None:  # the consumer thread never processes a record itself
+            self._pool = ThreadPoolExecutor(1)
+        self.slot_of = slot_of
+        self.ready_at = ready_at
+        self.max_buffered = max_buffered
+        self.assigned_at: list[float] = []  # wall-clock time of each assignment
+        self.lost = 0  # evictions from the group (a poll came too late)
+        self._tracker = OffsetTracker()
+        self._queues: OrderedDict[str, deque[ConsumerRecord]] = OrderedDict()
+        self._unslotted: deque[ConsumerRecord] = deque()
+        self._busy: set[str] = set()
+        self._in_flight: dict[Future[Outcome], tuple[ConsumerRecord, str | None]] = {}
+        self._done: list[Outcome] = []
+        self._done_since = 0.0
+        self._held = 0  # records polled and not yet delivered
+
+    # -- rebalance listener (called inside poll, on this thread) -------------
+    # kafka-python keeps the position of a partition that stays assigned across a
+    # rebalance, so held records of a kept partition are kept too; only those of a
+    # partition that went elsewhere (or was lost) are dropped, unfetched and uncommitted.
+    def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
+        self._collect()
+        if self._done:
+            self._write()  # still ours: deliver and commit what is finished
+        # eager protocol: every partition is "revoked" and the new assignment follows in
+        # on_partitions_assigned; cooperative: these are gone already
+        self._forget(set(revoked) - self.consumer.assignment())
+
+    def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
+        self.assigned_at.append(time.time())
+        current = self.consumer.assignment()
+        self._forget({tp for tp in self._tracker.partitions() if tp not in current})
+        logger.info("%s: partitions assigned: %s", self.name,
+                    ", ".join(f"{tp.topic}:{tp.partition}" for tp in sorted(current)) or "none")
+
+    def on_partitions_lost(self, lost: Collection[TopicPartition]) -> None:
+        # evicted: nothing can be committed, positions restart from the committed offsets
+        self.lost += 1
+        logger.warning("%s: evicted from the group, %d partition(s) lost", self.name, len(lost))
+        self._forget(set(lost))
+
+    def _forget(self, partitions: set[TopicPartition]) -> None:
+        if not partitions:
+            return
+        self._drop_waiting(lambda r: _tp(r) in partitions)
+        for tp in partitions:
+            self._tracker.drop(tp)
+        logger.info("%s: partitions gone: %s", self.name,
+                    ", ".join(f"{tp.topic}:{tp.partition}" for tp in sorted(partitions)))
+
+    # -- holding, dispatching, delivering ----------------------------------
+    def _hold(self, record: ConsumerRecord) -> None:
+        if self._tracker.holds(record):
+            return  # already held, in flight or delivered (a partition re-read after a rebalance)
+        self._tracker.add(record)
+        self._held += 1
+        try:
+            slot = self.slot_of(Story.from_bytes(record.value))
+        except PermanentError:
+            slot = None  # undecodable: `_handle` dead-letters it, no host to wait for
+        if slot is None:
+            self._unslotted.append(record)
+        else:
+            self._queues.setdefault(slot, deque()).append(record)
+
+    def _drop_waiting(self, which: Callable[[ConsumerRecord], bool]) -> None:
+        """Forget records that have not started (they are not committed: redelivered)."""
+        dropped = sum(1 for r in self._unslotted if which(r))
+        self._unslotted = deque(r for r in self._unslotted if not which(r))
+        for slot in list(self._queues):
+            kept = deque(r for r in self._queues[slot] if not which(r))
+            dropped += len(self._queues[slot]) - len(kept)
+            if kept:
+                self._queues[slot] = kept
+            else:
+                del self._queues[slot]
+        self._held -= dropped
+
+    def _submit(self, record: ConsumerRecord, slot: str | None) -> None:
+        assert self._pool is not None
+        self._in_flight[self._pool.submit(self._handle, record)] = (record, slot)
+        if slot is not None:
+            self._busy.add(slot)
+
+    def _dispatch(self) -> None:
+        free = self.concurrency - len(self._in_flight)
+        while free > 0 and self._unslotted:
+            self._submit(self._unslotted.popleft(), None)
+            free -= 1
+        now = time.monotonic()
+        for slot in list(self._queues):  # oldest-served slot first
+            if free <= 0:
+                break
+            if slot in self._busy or self.ready_at(slot) > now:
+                continue
+            queue = self._queues[slot]
+            record = queue.popleft()
+            if queue:
+                self._queues.move_to_end(slot)
+            else:
+                del self._queues[slot]
+            self._submit(record, slot)
+            free -= 1
+
+    def _next_due_s(self) -> float | None:
+        """Seconds until a waiting slot is due (``None``: no slot waits on a clock)."""
+        dues = [self.ready_at(s) for s in self._queues if s not in self._busy]
+        return max(0.0, min(dues) - time.monotonic()) if dues else None
+
+    def _collect(self) -> None:
+        for future in [f for f in self._in_flight if f.done()]:
+            _, slot = self._in_flight.pop(future)
+            if slot is not None:
+                self._busy.discard(slot)
+            if not self._done:
+                self._done_since = time.monotonic()
+            self._done.append(future.result())
+
+    def _write(self) -> None:
+        started = time.monotonic()
+        outcomes, self._done = self._done, []
+        for outcome in outcomes:
+            self._tracker.done(outcome.record)
+        self.deliver(outcomes, self._tracker.committable())
+        self._held -= len(outcomes)
+        STAGE_SECONDS.labels(self.name).observe(time.monotonic() - started)
+
+    def _write_due(self) -> bool:
+        if not self._done:
+            return False
+        return (len(self._done) >= self.settings.batch_size or not self._in_flight
+                or time.monotonic() - self._done_since >= WRITE_EVERY_S)
+
+    def _throttle(self) -> None:
+        """Pause every assigned partition while too much is held; resume at half."""
+        assigned = self.consumer.assignment()
+        paused = self.consumer.paused()
+        if self._held >= self.max_buffered:
+            if assigned - paused:
+                self.consumer.pause(*(assigned - paused))
+        elif paused and self._held <= self.max_buffered // 2:
+            self.consumer.resume(*paused)
+
+    def _poll_timeout_ms(self) -> int:
+        if self._in_flight:
+            return BUSY_POLL_MS
+        due = self._next_due_s()
+        if due is None:
+            return self.settings.poll_timeout_ms
+        return max(10, min(self.settings.poll_timeout_ms, int(due * 1000) + 1))
+
+    # -- the loop ------------------------------------------------------------
+    def run(self, idle_exit_after: int | None = None) -> None:
+        """Poll until stopped; ``idle_exit_after`` empty polls with nothing held end it."""
+        wait_for_topics(self.consumer, [self.source_topic], stop=self.stop.is_set)
+        self.consumer.subscribe([self.source_topic], listener=self)
+        idle, polls, ready = 0, 0, False
+        logger.info("%s: consuming %s (per-host scheduling, up to %d held)", self.name,
+                    self.source_topic, self.max_buffered)
+        try:
+            while not self.stop.is_set():
+                self._throttle()
+                polled = self.consumer.poll(timeout_ms=self._poll_timeout_ms(),
+                                            max_records=self.settings.batch_size)
+                polls += 1
+                if not ready and (self.consumer.assignment() or polls >= 3):
+                    ready = True
+                    mark_ready(self.settings, self.name)
+                for tp in sorted(polled, key=lambda t: t.partition):
+                    for record in polled[tp]:
+                        self._hold(record)
+                self._collect()
+                if self._write_due():
+                    self._write()
+                self._dispatch()
+                if polled or self._held:
+                    idle = 0
+                elif self.consumer.assignment():
+                    idle += 1
+                    if idle_exit_after is not None and idle >= idle_exit_after:
+                        break
+            self._drain()
+        except KafkaError:
+            logger.exception("%s: Kafka failure; exiting without committing what is held", self.name)
+            raise
+        finally:
+            self.close()
+
+    def _drain(self) -> None:
+        """Stopping: drop what has not started, finish what is in flight (still polling,
+        so the group keeps us), deliver and commit."""
+        self._drop_waiting(lambda _r: True)
+        assigned = self.consumer.assignment()
+        if assigned:
+            self.consumer.pause(*assigned)
+        while self._in_flight:
+            self.consumer.poll(timeout_ms=BUSY_POLL_MS)
+            self._collect()
+        if self._done:
+            self._write()
+
+
+def run_scheduled_stage(
+    name: str,
+    process: Callable[[Story], Story | None],
+    source_topic: str,
+    sink_factory: Callable[[KafkaProducer], Sink],
+    settings: Settings,
+    *,
+    slot_of: Callable[[Story], str | None],
+    ready_at: Callable[[str], float],
+    concurrency: int = 1,
+    idle_exit_after: int | None = None,
+) -> None:
+    """``run_stage`` with per-slot scheduling (the fetcher's entry point)."""
+    from pipeline.kafka_io import make_consumer, make_producer
+
+    stop = StopFlag()
+    stop.install()
+    producer = make_producer(settings)
+    consumer = make_consumer(settings, f"newswatch-{name}")
+    runner = HostScheduledRunner(
+        name, process, settings.topic(source_topic), sink_factory(producer),
+        settings=settings, consumer=consumer, producer=producer, concurrency=concurrency,
+        stop=stop, slot_of=slot_of, ready_at=ready_at, max_buffered=settings.fetch_max_waiting,
+    )
+    runner.run(idle_exit_after=idle_exit_after)

@@ -1,0 +1,164 @@
+"""The fetcher stage on the real broker while hosts make it wait (issue 9, items 4 and 6).
+
+Pages are real bytes from local HTTP servers on two loopback addresses (two
+hosts, 127.0.0.1 and 127.0.0.2). A robots.txt Crawl-delay and many queued
+entries must not get the consumer evicted from its group (no rebalance, no
+page fetched twice), and the other host's entries keep flowing meanwhile. The
+scale is shrunk by settings, the mechanism is the one of production: Crawl-delay
+2 s against a max_poll_interval of 4 s stands for 30 s against 300 s.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from itertools import pairwise
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from ingest.fetch import PageFetcher
+from ingest.fetcher import make_processor
+from pipeline.kafka_io import ARTICLES, ENTRIES, make_consumer, make_producer, read_to_end
+from pipeline.partition import send_by_host
+from pipeline.scheduled import HostScheduledRunner
+from pipeline.settings import Settings
+from pipeline.stage import KafkaTopicSink
+from pipeline.story import Story
+from tests.support.site import LocalSite, SeenRequest
+
+pytestmark = pytest.mark.integration
+
+TEXT = (
+    "<p>The regional court heard on Monday that the shipment of turbines had been delayed for "
+    "months by a dispute over customs paperwork between the two ports.</p>"
+    "<p>Engineers said the delay had pushed back the opening of the wind farm until spring, "
+    "and that the contractor would ask for compensation from the shipping company.</p>"
+)
+
+
+def page(title: str) -> str:
+    return (f"<html><head><title>{title}</title></head><body><article><h1>{title}</h1>"
+            f"{TEXT}</article></body></html>")
+
+
+@pytest.fixture
+def other_site() -> Iterator[LocalSite]:
+    """A second host: a server on 127.0.0.2 (another loopback address, another host name)."""
+    server = LocalSite("127.0.0.2")
+    yield server
+    server.close()
+
+
+def add_pages(site: LocalSite, host: str, prefix: str, count: int) -> list[str]:
+    urls = []
+    for i in range(count):
+        path = f"/{prefix}/{i}"
+        site.add(path, page(f"{prefix} story {i}"))
+        urls.append(f"http://{host}:{site.port}{path}")
+    return urls
+
+
+def queue_entries(settings: Settings, urls: list[str]) -> None:
+    """As the poller does: key = story id, partition by host."""
+    producer: KafkaProducer = make_producer(settings)
+    try:
+        for url in urls:
+            send_by_host(producer, settings.topic(ENTRIES), Story.from_link(url, source="Local"))
+        producer.flush()
+    finally:
+        producer.close()
+
+
+def page_requests(site: LocalSite, prefix: str) -> list[SeenRequest]:
+    return sorted((r for r in site.requests if r.path.startswith(f"/{prefix}/")), key=lambda r: r.at)
+
+
+def run_fetcher(settings: Settings) -> HostScheduledRunner:
+    fetcher = PageFetcher(settings)
+    producer = make_producer(settings)
+    runner = HostScheduledRunner(
+        "fetcher", make_processor(fetcher, None), settings.topic(ENTRIES),
+        KafkaTopicSink(producer, settings.topic(ARTICLES)),
+        settings=settings, consumer=make_consumer(settings, "fetcher"), producer=producer,
+        concurrency=settings.fetch_concurrency,
+        slot_of=lambda story: fetcher.politeness.host_key(story.url),
+        ready_at=fetcher.politeness.due_at, max_buffered=settings.fetch_max_waiting,
+    )
+    try:
+        runner.run(idle_exit_after=4)
+    finally:
+        fetcher.close()
+    return runner
+
+
+def assert_stayed_in_group(runner: HostScheduledRunner, started: float) -> None:
+    """Never evicted, and no rebalance once fetching was under way. (A fresh group may
+    rejoin once within its first second, when the new topic's metadata settles; an
+    eviction comes max_poll_interval_ms after the last poll.)"""
+    assert runner.lost == 0, "the consumer was evicted from its group"
+    assert runner.assigned_at and max(runner.assigned_at) < started + 2.5, (
+        f"rebalanced during the run: {[round(t - started, 1) for t in runner.assigned_at]}")
+
+
+def uncommitted(settings: Settings) -> int:
+    """Entries the fetcher group has not committed (0 = everything committed)."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
+                             group_id=settings.topic("fetcher"), enable_auto_commit=False)
+    try:
+        topic = settings.topic(ENTRIES)
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        ends = consumer.end_offsets(partitions)
+        return sum(ends[tp] - (consumer.committed(tp) or 0) for tp in partitions)
+    finally:
+        consumer.close()
+
+
+def test_a_crawl_delay_longer_than_the_poll_interval_allows_causes_no_rebalance_nor_refetch(
+    site: LocalSite, other_site: LocalSite, make_settings: Callable[..., Settings]
+) -> None:
+    settings = make_settings(respect_robots="true", max_poll_interval_ms=4000,
+                             fetch_concurrency=2, batch_size=100)
+    site.add("/robots.txt", "User-agent: *\nCrawl-delay: 2\n", content_type="text/plain")
+    slow = add_pages(site, "127.0.0.1", "slow", 8)  # 14 s of Crawl-delay: 3.5 poll intervals
+    fast = add_pages(other_site, "127.0.0.2", "fast", 8)
+    queue_entries(settings, slow + fast)
+
+    started = time.time()
+    runner = run_fetcher(settings)
+
+    slow_hits, fast_hits = page_requests(site, "slow"), page_requests(other_site, "fast")
+    # no page fetched twice, none missed: the batch was never redelivered
+    assert sorted(r.path for r in slow_hits) == sorted(f"/slow/{i}" for i in range(8))
+    assert sorted(r.path for r in fast_hits) == sorted(f"/fast/{i}" for i in range(8))
+    assert_stayed_in_group(runner, started)
+    # the publisher's Crawl-delay held (generous bound: 2 s asked, 1.8 s accepted)
+    gaps = [b.at - a.at for a, b in pairwise(slow_hits)]
+    assert min(gaps) >= 1.8, gaps
+    # while the slow host waited, the other host's entries all went through
+    assert max(r.at for r in fast_hits) < slow_hits[1].at
+    articles = read_to_end(settings, settings.topic(ARTICLES), "test-reader")
+    assert sorted(Story.from_bytes(r.value).url for r in articles) == sorted(slow + fast)
+    assert uncommitted(settings) == 0
+
+
+def test_a_full_waiting_room_pauses_the_partitions_and_still_fetches_each_entry_once(
+    site: LocalSite, make_settings: Callable[..., Settings]
+) -> None:
+    # small batches and room for 3 held entries: the consumer pauses its partitions most
+    # of the time, keeps polling (max_poll_interval 3 s, 11 s of Crawl-delay) and resumes
+    settings = make_settings(respect_robots="true", max_poll_interval_ms=3000,
+                             fetch_concurrency=2, batch_size=2, fetch_max_waiting=3)
+    site.add("/robots.txt", "User-agent: *\nCrawl-delay: 1\n", content_type="text/plain")
+    slow = add_pages(site, "127.0.0.1", "slow", 12)
+    queue_entries(settings, slow)
+
+    started = time.time()
+    runner = run_fetcher(settings)
+
+    hits = page_requests(site, "slow")
+    assert sorted(r.path for r in hits) == sorted(f"/slow/{i}" for i in range(12))
+    assert_stayed_in_group(runner, started)
+    gaps = [b.at - a.at for a, b in pairwise(hits)]
+    assert min(gaps) >= 0.9, gaps
+    assert uncommitted(settings) == 0
