@@ -19,16 +19,18 @@ one queue per *slot* (the fetcher's slot is the URL's host):
   one);
 - above ``max_buffered`` records held, every assigned partition is paused (the
   consumer still polls, so it stays in its group) and resumed at half of it;
-- on a rebalance, what is done is delivered and committed while the partitions
-  are still ours; the records of partitions that went to another replica are
+- the delivered records above a commit's offset go with it as commit metadata,
+  so the next owner of the partition (after a rebalance or a restart) skips
+  them instead of fetching them again;
+- on a rebalance, the records of partitions that went to another replica are
   dropped unfetched (their new owner reads them from the committed offset),
   those of partitions this replica keeps stay where they are;
 - SIGTERM drops the records that have not started (they are not committed),
   finishes the ones in flight while still polling, delivers, commits, closes.
 
 A record is fetched twice only when a replica dies or partitions move while it
-is in flight or done but behind an uncommitted one: at-least-once, as before,
-and idempotent downstream through the story id.
+is in flight, or within a second of its delivery (before the next commit):
+at-least-once, as before, and idempotent downstream through the story id.
 """
 
 from __future__ import annotations
@@ -63,44 +65,91 @@ def _tp(record: ConsumerRecord) -> TopicPartition:
     return TopicPartition(record.topic, record.partition)
 
 
+METADATA_PREFIX = "done:"
+METADATA_MAX_CHARS = 3000  # the broker's offset.metadata.max.bytes is 4096 by default
+
+
+def encode_done(position: int, done: list[int]) -> str:
+    """The delivered offsets above a committed ``position``, as commit metadata
+    (``done:2-5,9`` = position+2..position+5 and position+9). Cut at
+    ``METADATA_MAX_CHARS``: what does not fit is fetched again, only a repeat."""
+    deltas = sorted(o - position for o in done if o > position)
+    items: list[str] = []
+    length = len(METADATA_PREFIX)
+    i = 0
+    while i < len(deltas):
+        j = i
+        while j + 1 < len(deltas) and deltas[j + 1] == deltas[j] + 1:
+            j += 1
+        item = str(deltas[i]) if i == j else f"{deltas[i]}-{deltas[j]}"
+        if length + len(item) + 1 > METADATA_MAX_CHARS:
+            break
+        items.append(item)
+        length += len(item) + 1
+        i = j + 1
+    return METADATA_PREFIX + ",".join(items) if items else ""
+
+
+def decode_done(committed: OffsetAndMetadata | None) -> set[int]:
+    """The offsets ``encode_done`` recorded (none for any other metadata)."""
+    if committed is None or not (committed.metadata or "").startswith(METADATA_PREFIX):
+        return set()
+    done: set[int] = set()
+    try:
+        for item in committed.metadata[len(METADATA_PREFIX):].split(","):
+            low, _, high = item.partition("-")
+            done.update(range(committed.offset + int(low), committed.offset + int(high or low) + 1))
+    except ValueError:
+        return set()
+    return done
+
+
 class OffsetTracker:
-    """Per partition, the offsets held in memory in the order they arrived; what may be
-    committed is everything before the first one not yet delivered."""
+    """Per partition, the offsets held in memory in the order they arrived. A commit is
+    everything before the first one not yet delivered, with the delivered ones above
+    it as metadata (``encode_done``)."""
 
     def __init__(self) -> None:
         self._open: dict[TopicPartition, dict[int, bool]] = {}
+        self._next: dict[TopicPartition, int] = {}
+        self._dirty: set[TopicPartition] = set()
 
     def add(self, record: ConsumerRecord) -> None:
         self._open.setdefault(_tp(record), {})[record.offset] = False
 
     def done(self, record: ConsumerRecord) -> None:
-        offsets = self._open.get(_tp(record))
+        tp = _tp(record)
+        offsets = self._open.get(tp)
         if offsets is not None and record.offset in offsets:
             offsets[record.offset] = True
+            self._dirty.add(tp)
 
     def holds(self, record: ConsumerRecord) -> bool:
         return record.offset in self._open.get(_tp(record), {})
 
-    def partitions(self) -> set[TopicPartition]:
-        return set(self._open)
-
     def drop(self, tp: TopicPartition) -> None:
         self._open.pop(tp, None)
+        self._next.pop(tp, None)
+        self._dirty.discard(tp)
 
     def committable(self) -> dict[TopicPartition, OffsetAndMetadata]:
-        """``offset + 1`` of the last record of each contiguous delivered prefix, and
-        forget that prefix."""
+        """For each partition with records delivered since the last call: the offset
+        after its contiguous delivered prefix (forgotten now), and as metadata the
+        delivered offsets above it."""
         commits: dict[TopicPartition, OffsetAndMetadata] = {}
-        for tp, offsets in self._open.items():
-            last = None
+        for tp in sorted(self._dirty):
+            offsets = self._open.get(tp, {})
             while offsets:
                 first = next(iter(offsets))
                 if not offsets[first]:
                     break
                 del offsets[first]
-                last = first
-            if last is not None:
-                commits[tp] = OffsetAndMetadata(last + 1, "", -1)
+                self._next[tp] = first + 1
+            position = next(iter(offsets)) if offsets else self._next.get(tp)
+            if position is not None:
+                done = [o for o, delivered in offsets.items() if delivered]
+                commits[tp] = OffsetAndMetadata(position, encode_done(position, done), -1)
+        self._dirty.clear()
         return commits
 
 
@@ -122,39 +171,56 @@ class HostScheduledRunner(StageRunner, ConsumerRebalanceListener):
         self.max_buffered = max_buffered
         self.assigned_at: list[float] = []  # wall-clock time of each assignment
         self.lost = 0  # evictions from the group (a poll came too late)
+        self.skipped = 0  # records not fetched again: delivered before (commit metadata)
         self._tracker = OffsetTracker()
         self._queues: OrderedDict[str, deque[ConsumerRecord]] = OrderedDict()
         self._unslotted: deque[ConsumerRecord] = deque()
         self._busy: set[str] = set()
         self._in_flight: dict[Future[Outcome], tuple[ConsumerRecord, str | None]] = {}
         self._done: list[Outcome] = []
-        self._done_since = 0.0
+        self._progress = False  # something to commit (outcomes, or skipped records)
+        self._progress_since = 0.0
         self._held = 0  # records polled and not yet delivered
+        self._events: deque[tuple[str, set[TopicPartition]]] = deque()
+        self._owned: set[TopicPartition] = set()
+        self._skip: dict[TopicPartition, set[int]] = {}
 
-    # -- rebalance listener (called inside poll, on this thread) -------------
-    # kafka-python keeps the position of a partition that stays assigned across a
-    # rebalance, so held records of a kept partition are kept too; only those of a
-    # partition that went elsewhere (or was lost) are dropped, unfetched and uncommitted.
+    # -- rebalances ------------------------------------------------------
+    # kafka-python runs these callbacks on its IO thread: they only record the event,
+    # and the consumer thread applies it (``_apply_rebalances``) after its next poll.
     def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
-        self._collect()
-        if self._done:
-            self._write()  # still ours: deliver and commit what is finished
-        # eager protocol: every partition is "revoked" and the new assignment follows in
-        # on_partitions_assigned; cooperative: these are gone already
-        self._forget(set(revoked) - self.consumer.assignment())
+        self._events.append(("revoked", set(revoked)))
 
     def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
         self.assigned_at.append(time.time())
-        current = self.consumer.assignment()
-        self._forget({tp for tp in self._tracker.partitions() if tp not in current})
-        logger.info("%s: partitions assigned: %s", self.name,
-                    ", ".join(f"{tp.topic}:{tp.partition}" for tp in sorted(current)) or "none")
+        self._events.append(("assigned", set(assigned)))
 
     def on_partitions_lost(self, lost: Collection[TopicPartition]) -> None:
-        # evicted: nothing can be committed, positions restart from the committed offsets
-        self.lost += 1
-        logger.warning("%s: evicted from the group, %d partition(s) lost", self.name, len(lost))
-        self._forget(set(lost))
+        self.lost += 1  # evicted: positions restart from the committed offsets
+        self._events.append(("lost", set(lost)))
+
+    def _apply_rebalances(self) -> None:
+        """Forget the partitions that went elsewhere (their held records unfetched and
+        uncommitted: the new owner reads them from the committed offset) and read, for
+        the new ones, which records past the committed offset were delivered already.
+        kafka-python keeps the position of a partition that stays assigned, so its held
+        records stay where they are."""
+        if not self._events:
+            return
+        lost: set[TopicPartition] = set()
+        while self._events:
+            kind, partitions = self._events.popleft()
+            if kind == "lost":
+                lost |= partitions
+                logger.warning("%s: evicted from the group, %d partition(s) lost",
+                               self.name, len(partitions))
+        current = set(self.consumer.assignment())
+        self._forget((self._owned - current) | lost)
+        for tp in sorted((current - self._owned) | (lost & current)):
+            self._skip[tp] = decode_done(self.consumer.committed(tp, metadata=True))
+        self._owned = current
+        logger.info("%s: partitions assigned: %s", self.name,
+                    ", ".join(f"{tp.topic}:{tp.partition}" for tp in sorted(current)) or "none")
 
     def _forget(self, partitions: set[TopicPartition]) -> None:
         if not partitions:
@@ -162,14 +228,23 @@ class HostScheduledRunner(StageRunner, ConsumerRebalanceListener):
         self._drop_waiting(lambda r: _tp(r) in partitions)
         for tp in partitions:
             self._tracker.drop(tp)
+            self._skip.pop(tp, None)
         logger.info("%s: partitions gone: %s", self.name,
                     ", ".join(f"{tp.topic}:{tp.partition}" for tp in sorted(partitions)))
 
     # -- holding, dispatching, delivering ----------------------------------
     def _hold(self, record: ConsumerRecord) -> None:
         if self._tracker.holds(record):
-            return  # already held, in flight or delivered (a partition re-read after a rebalance)
+            return  # held, in flight or delivered already (a partition read again)
         self._tracker.add(record)
+        skip = self._skip.get(_tp(record))
+        if skip and record.offset in skip:
+            # delivered before a restart or a rebalance (commit metadata): not again
+            skip.discard(record.offset)
+            self._tracker.done(record)
+            self.skipped += 1
+            self._note_progress()
+            return
         self._held += 1
         try:
             slot = self.slot_of(Story.from_bytes(record.value))
@@ -179,6 +254,11 @@ class HostScheduledRunner(StageRunner, ConsumerRebalanceListener):
             self._unslotted.append(record)
         else:
             self._queues.setdefault(slot, deque()).append(record)
+
+    def _note_progress(self) -> None:
+        if not self._progress:
+            self._progress = True
+            self._progress_since = time.monotonic()
 
     def _drop_waiting(self, which: Callable[[ConsumerRecord], bool]) -> None:
         """Forget records that have not started (they are not committed: redelivered)."""
@@ -205,7 +285,7 @@ class HostScheduledRunner(StageRunner, ConsumerRebalanceListener):
             self._submit(self._unslotted.popleft(), None)
             free -= 1
         now = time.monotonic()
-        for slot in list(self._queues):  # oldest-served slot first
+        for slot in list(self._queues):  # least recently served slot first
             if free <= 0:
                 break
             if slot in self._busy or self.ready_at(slot) > now:
@@ -229,24 +309,26 @@ class HostScheduledRunner(StageRunner, ConsumerRebalanceListener):
             _, slot = self._in_flight.pop(future)
             if slot is not None:
                 self._busy.discard(slot)
-            if not self._done:
-                self._done_since = time.monotonic()
             self._done.append(future.result())
+            self._note_progress()
 
     def _write(self) -> None:
         started = time.monotonic()
-        outcomes, self._done = self._done, []
+        outcomes, self._done, self._progress = self._done, [], False
         for outcome in outcomes:
             self._tracker.done(outcome.record)
-        self.deliver(outcomes, self._tracker.committable())
+        # never commit for a partition that is no longer ours (it would rewind its owner)
+        owned = self.consumer.assignment()
+        offsets = {tp: m for tp, m in self._tracker.committable().items() if tp in owned}
+        self.deliver(outcomes, offsets)
         self._held -= len(outcomes)
         STAGE_SECONDS.labels(self.name).observe(time.monotonic() - started)
 
     def _write_due(self) -> bool:
-        if not self._done:
+        if not self._progress:
             return False
         return (len(self._done) >= self.settings.batch_size or not self._in_flight
-                or time.monotonic() - self._done_since >= WRITE_EVERY_S)
+                or time.monotonic() - self._progress_since >= WRITE_EVERY_S)
 
     def _throttle(self) -> None:
         """Pause every assigned partition while too much is held; resume at half."""
@@ -280,17 +362,19 @@ class HostScheduledRunner(StageRunner, ConsumerRebalanceListener):
                 polled = self.consumer.poll(timeout_ms=self._poll_timeout_ms(),
                                             max_records=self.settings.batch_size)
                 polls += 1
+                self._apply_rebalances()
                 if not ready and (self.consumer.assignment() or polls >= 3):
                     ready = True
                     mark_ready(self.settings, self.name)
                 for tp in sorted(polled, key=lambda t: t.partition):
-                    for record in polled[tp]:
-                        self._hold(record)
+                    if tp in self._owned:  # a partition given away since this poll is not ours
+                        for record in polled[tp]:
+                            self._hold(record)
                 self._collect()
                 if self._write_due():
                     self._write()
                 self._dispatch()
-                if polled or self._held:
+                if polled or self._held or self._progress:
                     idle = 0
                 elif self.consumer.assignment():
                     idle += 1
@@ -312,8 +396,9 @@ class HostScheduledRunner(StageRunner, ConsumerRebalanceListener):
             self.consumer.pause(*assigned)
         while self._in_flight:
             self.consumer.poll(timeout_ms=BUSY_POLL_MS)
+            self._apply_rebalances()
             self._collect()
-        if self._done:
+        if self._progress:
             self._write()
 
 
