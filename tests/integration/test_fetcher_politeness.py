@@ -26,21 +26,10 @@ from pipeline.scheduled import HostScheduledRunner
 from pipeline.settings import Settings
 from pipeline.stage import KafkaTopicSink
 from pipeline.story import Story
+from tests.support.pages import article_page
 from tests.support.site import LocalSite, SeenRequest
 
 pytestmark = pytest.mark.integration
-
-TEXT = (
-    "<p>The regional court heard on Monday that the shipment of turbines had been delayed for "
-    "months by a dispute over customs paperwork between the two ports.</p>"
-    "<p>Engineers said the delay had pushed back the opening of the wind farm until spring, "
-    "and that the contractor would ask for compensation from the shipping company.</p>"
-)
-
-
-def page(title: str) -> str:
-    return (f"<html><head><title>{title}</title></head><body><article><h1>{title}</h1>"
-            f"{TEXT}</article></body></html>")
 
 
 @pytest.fixture
@@ -55,7 +44,7 @@ def add_pages(site: LocalSite, host: str, prefix: str, count: int) -> list[str]:
     urls = []
     for i in range(count):
         path = f"/{prefix}/{i}"
-        site.add(path, page(f"{prefix} story {i}"))
+        site.add(path, article_page(f"{prefix} story {i}"))
         urls.append(f"http://{host}:{site.port}{path}")
     return urls
 

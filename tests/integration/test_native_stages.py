@@ -19,7 +19,7 @@ from pipeline.kafka_io import ENTRIES, read_to_end
 from pipeline.partition import host_partition
 from pipeline.settings import Settings
 from pipeline.story import Story
-from tests.integration.test_fetcher_politeness import page
+from tests.support.pages import article_page
 from tests.support.processes import NEWSWATCH, settings_env
 from tests.support.site import LocalSite
 
@@ -97,7 +97,7 @@ def test_two_fetcher_replicas_keep_one_hosts_rate(
         links = []
         for host, site in sites.items():
             for i in range(8):
-                site.add(f"/story/{i}", page(f"{host} story {i}"))
+                site.add(f"/story/{i}", article_page(f"{host} story {i}"))
                 links.append(f"http://{host}:{site.port}/story/{i}")
         items = "".join(f"<item><title>T {n}</title><link>{link}</link></item>"
                         for n, link in enumerate(links))
