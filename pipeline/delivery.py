@@ -30,6 +30,7 @@ from kafka.errors import (
 )
 
 from pipeline.errors import PermanentError
+from pipeline.partition import entries_partition
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,10 @@ class Deliveries:
         """Produce ``value`` (keyed like ``record``) to ``topic`` on behalf of ``record``."""
         sent = _Sent(record, topic)
         try:
-            sent.future = producer.send(topic, key=record.key, value=value, headers=headers)
+            # back to news.entries (retrier, replay): on the host's partition, like the poller
+            partition = entries_partition(producer, topic, value)
+            sent.future = producer.send(topic, key=record.key, value=value, headers=headers,
+                                        partition=partition)
         except Exception as exc:  # too large for the client, no metadata: checked like the rest
             sent.error = exc
         self._sent[TopicPartition(record.topic, record.partition)].append(sent)

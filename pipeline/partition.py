@@ -20,6 +20,8 @@ import courlan
 from kafka import KafkaProducer
 from kafka.partitioner.default import murmur2
 
+from pipeline.errors import PermanentError
+from pipeline.kafka_io import ENTRIES
 from pipeline.story import Story
 from pipeline.urls import host_of
 
@@ -56,3 +58,17 @@ def send_by_host(producer: KafkaProducer, topic: str, story: Story) -> Any:
         raise RuntimeError(f"no partitions known for {topic}: run `newswatch setup` first")
     key, value, partition = entry_record(story, len(partitions))
     return producer.send(topic, key=key, value=value, partition=partition)
+
+
+def entries_partition(producer: KafkaProducer, topic: str, value: bytes | None) -> int | None:
+    """The host's partition when ``topic`` is ``news.entries`` (under any prefix) and
+    ``value`` a story; ``None`` (Kafka's partitioner, by key) for anything else. For
+    the writers that send a payload back where it came from: the retrier, ``dlq replay``."""
+    if value is None or not topic.endswith(ENTRIES):
+        return None
+    try:
+        story = Story.from_bytes(value)
+    except PermanentError:
+        return None  # dead-lettered by the fetcher again; any partition will do
+    partitions = producer.partitions_for(topic)
+    return host_partition(story.url, len(partitions)) if partitions else None

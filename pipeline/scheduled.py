@@ -51,6 +51,7 @@ from pipeline.errors import PermanentError
 from pipeline.health import mark_ready
 from pipeline.kafka_io import wait_for_topics
 from pipeline.metrics import STAGE_SECONDS
+from pipeline.retry import STAGE, header, retry_topics
 from pipeline.settings import Settings
 from pipeline.stage import Outcome, Sink, StageRunner, StopFlag
 from pipeline.story import Story
@@ -217,7 +218,7 @@ class HostScheduledRunner(StageRunner, ConsumerRebalanceListener):
         current = set(self.consumer.assignment())
         self._forget((self._owned - current) | lost)
         for tp in sorted((current - self._owned) | (lost & current)):
-            self._skip[tp] = decode_done(self.consumer.committed(tp, metadata=True))
+            self._skip[tp] = decode_done(self.consumer.committed(tp, metadata=True, timeout_ms=30_000))
         self._owned = current
         logger.info("%s: partitions assigned: %s", self.name,
                     ", ".join(f"{tp.topic}:{tp.partition}" for tp in sorted(current)) or "none")
@@ -246,8 +247,10 @@ class HostScheduledRunner(StageRunner, ConsumerRebalanceListener):
             self._note_progress()
             return
         self._held += 1
+        target = header(record.headers, STAGE)
         try:
-            slot = self.slot_of(Story.from_bytes(record.value))
+            # a retry re-published for another stage is only skipped: no host to wait for
+            slot = self.slot_of(Story.from_bytes(record.value)) if target in (None, self.name) else None
         except PermanentError:
             slot = None  # undecodable: `_handle` dead-letters it, no host to wait for
         if slot is None:
@@ -351,7 +354,9 @@ class HostScheduledRunner(StageRunner, ConsumerRebalanceListener):
     # -- the loop ------------------------------------------------------------
     def run(self, idle_exit_after: int | None = None) -> None:
         """Poll until stopped; ``idle_exit_after`` empty polls with nothing held end it."""
-        wait_for_topics(self.consumer, [self.source_topic], stop=self.stop.is_set)
+        # as StageRunner.run: the outcome topics too (a retry tier `setup` did not create)
+        outputs = [self.dlq_topic, *(self.settings.topic(t) for t in retry_topics(self.settings))]
+        wait_for_topics(self.consumer, [self.source_topic, *outputs], stop=self.stop.is_set)
         self.consumer.subscribe([self.source_topic], listener=self)
         idle, polls, ready = 0, 0, False
         logger.info("%s: consuming %s (per-host scheduling, up to %d held)", self.name,
@@ -379,7 +384,9 @@ class HostScheduledRunner(StageRunner, ConsumerRebalanceListener):
                 elif self.consumer.assignment():
                     idle += 1
                     if idle_exit_after is not None and idle >= idle_exit_after:
-                        break
+                        if self._caught_up():
+                            break
+                        idle = 0  # empty polls after a rebalance, with messages still to read
             self._drain()
         except KafkaError:
             logger.exception("%s: Kafka failure; exiting without committing what is held", self.name)

@@ -17,11 +17,14 @@ from itertools import pairwise
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.partitioner.default import murmur2
 
 from ingest.fetch import PageFetcher
 from ingest.fetcher import make_processor
-from pipeline.kafka_io import ARTICLES, ENTRIES, make_consumer, make_producer, read_to_end
-from pipeline.partition import send_by_host
+from pipeline.delivery import Deliveries
+from pipeline.kafka_io import ARTICLES, DLQ, ENTRIES, make_consumer, make_producer, read_to_end
+from pipeline.partition import host_partition, send_by_host
 from pipeline.scheduled import HostScheduledRunner
 from pipeline.settings import Settings
 from pipeline.stage import KafkaTopicSink
@@ -75,14 +78,13 @@ def run_fetcher(settings: Settings, stop_after_s: float | None = None) -> HostSc
         slot_of=lambda story: fetcher.politeness.host_key(story.url),
         ready_at=fetcher.politeness.due_at, max_buffered=settings.fetch_max_waiting,
     )
-    timer = threading.Timer(stop_after_s, runner.stop.set) if stop_after_s else None
-    if timer:
-        timer.start()  # as SIGTERM would
+    # as SIGTERM would; without stop_after_s, only a safety net (a test fails, never hangs)
+    timer = threading.Timer(stop_after_s or 150, runner.stop.set)
+    timer.start()
     try:
         runner.run(idle_exit_after=4)
     finally:
-        if timer:
-            timer.cancel()
+        timer.cancel()
         fetcher.close()
     return runner
 
@@ -182,3 +184,33 @@ def test_a_restart_fetches_nothing_again_that_was_done_behind_a_waiting_entry(
     articles = read_to_end(settings, settings.topic(ARTICLES), "test-reader")
     assert sorted(Story.from_bytes(r.value).url for r in articles) == sorted(slow + fast)
     assert uncommitted(settings) == 0
+
+
+def test_payloads_sent_back_to_entries_land_on_their_hosts_partition(
+    make_settings: Callable[..., Settings]
+) -> None:
+    """The retrier and `dlq replay` send a payload back with the original key: through
+    ``Deliveries`` it goes to the host's partition, not to the key's."""
+    settings = make_settings(partitions=4)
+    stories = [Story.from_link(f"https://site{i}.example.com/a/{i}", source="S") for i in range(12)]
+    by_key = [s for s in stories
+              if (murmur2(s.id.encode()) & 0x7FFFFFFF) % 4 != host_partition(s.url, 4)]
+    assert by_key, "every story's key happens to hash to its host's partition"
+    producer = make_producer(settings)
+    deliveries = Deliveries()
+    try:
+        for story in stories:
+            origin = ConsumerRecord(**(dict.fromkeys(ConsumerRecord._fields) | {
+                "topic": settings.topic(DLQ), "partition": 0, "offset": 0,
+                "key": story.id.encode(), "headers": []}))
+            deliveries.send(producer, origin, settings.topic(ENTRIES), story.to_bytes(), [])
+        producer.flush()
+        assert deliveries.undelivered() == {}
+    finally:
+        producer.close()
+    records = list(read_to_end(settings, settings.topic(ENTRIES), "test-reader"))
+    assert len(records) == len(stories)
+    for record in records:
+        story = Story.from_bytes(record.value)
+        assert record.key == story.id.encode()
+        assert record.partition == host_partition(story.url, 4)
