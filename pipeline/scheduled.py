@@ -50,7 +50,7 @@ from kafka.structs import OffsetAndMetadata
 from pipeline.errors import PermanentError
 from pipeline.health import mark_ready
 from pipeline.kafka_io import wait_for_topics
-from pipeline.metrics import STAGE_SECONDS
+from pipeline.metrics import MESSAGES, STAGE_SECONDS
 from pipeline.retry import STAGE, header, retry_topics
 from pipeline.settings import Settings
 from pipeline.stage import Outcome, Sink, StageRunner, StopFlag
@@ -237,6 +237,7 @@ class HostScheduledRunner(StageRunner, ConsumerRebalanceListener):
     def _hold(self, record: ConsumerRecord) -> None:
         if self._tracker.holds(record):
             return  # held, in flight or delivered already (a partition read again)
+        MESSAGES.labels(self.name, "consumed").inc()
         self._tracker.add(record)
         skip = self._skip.get(_tp(record))
         if skip and record.offset in skip:
@@ -278,7 +279,7 @@ class HostScheduledRunner(StageRunner, ConsumerRebalanceListener):
 
     def _submit(self, record: ConsumerRecord, slot: str | None) -> None:
         assert self._pool is not None
-        self._in_flight[self._pool.submit(self._handle, record)] = (record, slot)
+        self._in_flight[self._pool.submit(self._measured, record)] = (record, slot)
         if slot is not None:
             self._busy.add(slot)
 

@@ -89,6 +89,14 @@ def run_fetcher(settings: Settings, stop_after_s: float | None = None) -> HostSc
     return runner
 
 
+def assert_spaced(hits: list[SeenRequest], delay_s: float) -> None:
+    """Requests ``delay_s`` apart, seen at the server: on average at least 90 % of it, and
+    never closer than half (two clocks, or none, would start requests together)."""
+    gaps = [b.at - a.at for a, b in pairwise(hits)]
+    assert min(gaps) >= delay_s / 2, [round(g, 2) for g in gaps]
+    assert (hits[-1].at - hits[0].at) / len(gaps) >= 0.9 * delay_s, [round(g, 2) for g in gaps]
+
+
 def assert_stayed_in_group(runner: HostScheduledRunner, started: float) -> None:
     """Never evicted, and no rebalance once fetching was under way. (A fresh group may
     rejoin once within its first second, when the new topic's metadata settles; an
@@ -129,9 +137,9 @@ def test_a_crawl_delay_longer_than_the_poll_interval_allows_causes_no_rebalance_
     assert sorted(r.path for r in slow_hits) == sorted(f"/slow/{i}" for i in range(8))
     assert sorted(r.path for r in fast_hits) == sorted(f"/fast/{i}" for i in range(8))
     assert_stayed_in_group(runner, started)
-    # the publisher's Crawl-delay held (generous bound: 2 s asked, 1.8 s accepted)
-    gaps = [b.at - a.at for a, b in pairwise(slow_hits)]
-    assert min(gaps) >= 1.8, gaps
+    # the publisher's Crawl-delay held: 2 s asked; generous bounds, since the times are
+    # taken at the server, after its own accept and thread start (seconds under load)
+    assert_spaced(slow_hits, 2.0)
     # while the slow host waited, the other host's entries all went through
     assert max(r.at for r in fast_hits) < slow_hits[1].at
     articles = read_to_end(settings, settings.topic(ARTICLES), "test-reader")
@@ -156,8 +164,7 @@ def test_a_full_waiting_room_pauses_the_partitions_and_still_fetches_each_entry_
     hits = page_requests(site, "slow")
     assert sorted(r.path for r in hits) == sorted(f"/slow/{i}" for i in range(12))
     assert_stayed_in_group(runner, started)
-    gaps = [b.at - a.at for a, b in pairwise(hits)]
-    assert min(gaps) >= 0.9, gaps
+    assert_spaced(hits, 1.0)
     assert uncommitted(settings) == 0
 
 

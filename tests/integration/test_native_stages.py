@@ -145,8 +145,10 @@ def test_two_fetcher_replicas_keep_one_hosts_rate(
             hits = sorted((r for r in site.requests if r.path.startswith("/story/")), key=lambda r: r.at)
             assert sorted(r.path for r in hits) == sorted(f"/story/{i}" for i in range(8)), host
             gaps = [b.at - a.at for a, b in pairwise(hits)]
-            # 0.5 s asked; two replicas sharing a host would start requests ~together
-            assert min(gaps) >= 0.4, (host, [round(g, 2) for g in gaps])
+            # 0.5 s asked; two replicas sharing a host start requests ~together (gaps of
+            # 0.01 s without the host partitioner). Generous: times are taken at the server.
+            assert min(gaps) >= 0.25, (host, [round(g, 2) for g in gaps])
+            assert (hits[-1].at - hits[0].at) / len(gaps) >= 0.45, (host, [round(g, 2) for g in gaps])
         logs = [(run_dir / "logs" / f"{name}.log").read_text() for name in ("fetcher", "fetcher-2")]
         # each replica ended up owning one of the two partitions
         owned = [re.findall(r"partitions assigned: (\S+)\n", log)[-1] for log in logs]
