@@ -114,6 +114,8 @@ def test_two_fetcher_replicas_keep_one_hosts_rate(
         env = settings_env(settings) | {
             "NEWSWATCH_LOCAL_RUN_DIR": str(run_dir), "NEWSWATCH_LOCAL_BIN": NEWSWATCH,
             "NEWSWATCH_LOCAL_FETCHERS": "2",
+            # no metrics ports: 9102/9107 may be another stack's on a shared machine
+            "NEWSWATCH_LOCAL_METRICS_BASE_PORT": "0",
         }
 
         def stages(*args: str) -> str:
