@@ -48,8 +48,12 @@ def main(log_level: str | None) -> None:
 def run(stage: str) -> None:
     """Run one pipeline stage until SIGTERM/SIGINT."""
     settings = settings_or_exit()
+    from pipeline.health import clear_ready
     from pipeline.metrics import serve_metrics
 
+    # A marker left by a killed predecessor (SIGKILL, OOM) would make a restarted container
+    # "healthy" before it consumes: compose restarts it in place, with the same /tmp.
+    clear_ready(settings, stage)
     serve_metrics(settings.metrics_port)
     module_name, func_name = STAGES[stage].split(":")
     func = getattr(importlib.import_module(module_name), func_name)
