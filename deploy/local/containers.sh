@@ -145,7 +145,11 @@ smoke() {
   local rc; rc=$(podman inspect --format '{{.State.ExitCode}}' "$name")
   podman rm "$name" >/dev/null
   [[ $rc == 0 ]] || die "enricher exited $rc on SIGTERM"
-  log "smoke run ok (topic prefix $run., index alias $run-stories)"
+  # the shared node keeps nothing of the smoke run (its Kafka topics stay, as tests' do)
+  curl -fsS -X DELETE "$es/$run-stories-*?ignore_unavailable=true" >/dev/null || true
+  curl -fsS -X DELETE "$es/_index_template/$run-stories" >/dev/null || true
+  curl -fsS -X DELETE "$es/_index_template/$run-feed-health" >/dev/null || true
+  log "smoke run ok (topic prefix $run., index alias $run-stories, removed from Elasticsearch)"
 }
 
 # ---------------------------------------------------------------------------
