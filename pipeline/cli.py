@@ -48,8 +48,12 @@ def main(log_level: str | None) -> None:
 def run(stage: str) -> None:
     """Run one pipeline stage until SIGTERM/SIGINT."""
     settings = settings_or_exit()
+    from pipeline.health import clear_ready
     from pipeline.metrics import serve_metrics
 
+    # A marker left by a killed predecessor (SIGKILL, OOM) would make a restarted container
+    # "healthy" before it consumes: compose restarts it in place, with the same /tmp.
+    clear_ready(settings, stage)
     try:
         serve_metrics(settings.metrics_port, settings.metrics_addr)
     except OSError as exc:  # the port is taken: say which, rather than a traceback

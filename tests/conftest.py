@@ -93,3 +93,15 @@ def make_settings(services: dict[str, str]) -> Callable[..., Settings]:
         return settings
 
     return factory
+
+
+@pytest.fixture(scope="session")
+def newswatch_image() -> str:
+    """The project's image, built once per session with podman (cached across runs:
+    deploy/local/containers.sh rebuilds only when the image's inputs changed)."""
+    from tests.support.containers import BUILD_TIMEOUT_S, IMAGE, containers_sh
+
+    result = containers_sh("build", timeout=BUILD_TIMEOUT_S)
+    if result.returncode != 0:
+        pytest.fail(f"deploy/local/containers.sh build failed:\n{result.stderr[-4000:]}", pytrace=False)
+    return IMAGE

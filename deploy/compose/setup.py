@@ -6,6 +6,9 @@ subscriptions, the template or the Kibana objects); every step is idempotent.
 Environment (set by docker-compose.yml): ELASTIC_PASSWORD, KIBANA_PASSWORD,
 KIBANA_INTERNAL_URL, KIBANA_OBJECTS_DIR (a directory of *.ndjson) and the
 NEWSWATCH_* settings of the stages (the `newswatch` user's password among them).
+deploy/compose/override.native.yml (no Docker engine: native Kafka and Elasticsearch,
+no Kibana) sets SETUP_ELASTICSEARCH_SECURITY=false (a node without security has no
+users to make) and KIBANA_INTERNAL_URL="" (no saved objects to import); setup says so.
 """
 
 from __future__ import annotations
@@ -115,16 +118,22 @@ def main() -> int:
                 "NEWSWATCH_ELASTICSEARCH_PASSWORD": elastic[1]})
     admin = load_settings(env)
     alias = stage_settings.index_alias
-    steps = es_security(
-        admin.elasticsearch_url, elastic, kibana_password=os.environ["KIBANA_PASSWORD"],
-        user_password=stage_settings.elasticsearch_password or "",
-        index_patterns=[f"{alias}*", f"{alias.removesuffix('-stories')}-feed-health*"],
-    )
+    if os.environ.get("SETUP_ELASTICSEARCH_SECURITY", "true").lower() == "false":
+        steps = ["elasticsearch security off: no users or roles created"]
+    else:
+        steps = es_security(
+            admin.elasticsearch_url, elastic, kibana_password=os.environ["KIBANA_PASSWORD"],
+            user_password=stage_settings.elasticsearch_password or "",
+            index_patterns=[f"{alias}*", f"{alias.removesuffix('-stories')}-feed-health*"],
+        )
     steps += list(bootstrap(admin))
     objects = Path(os.environ.get("KIBANA_OBJECTS_DIR", "/app/deploy/kibana"))
     kibana = os.environ.get("KIBANA_INTERNAL_URL", "http://kibana:5601")
-    wait_for_kibana(kibana, elastic)
-    steps += import_saved_objects(kibana, elastic, objects)
+    if kibana:
+        wait_for_kibana(kibana, elastic)
+        steps += import_saved_objects(kibana, elastic, objects)
+    else:
+        steps.append("kibana: none (KIBANA_INTERNAL_URL empty), saved objects not imported")
     for line in steps:
         print(f"setup: {line}", flush=True)
     return 0

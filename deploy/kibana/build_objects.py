@@ -21,6 +21,25 @@ STORIES = "newswatch-stories"  # data view ids (processors.alerter.KIBANA_DATA_V
 HEALTH = "newswatch-feed-health"
 INDEX_REF = "kibanaSavedObjectMeta.searchSourceJSON.index"
 
+# The saved-objects format these objects are written in, stated per object as Kibana's own
+# exports do. Without typeMigrationVersion an import is validated against the type's *latest*
+# schema (Kibana 9.x's `search` then requires `tabs`: see the SO_API_WORKAROUND comment in
+# elastic/kibana src/platform/plugins/shared/saved_search/server/saved_objects/schema_legacy.ts);
+# with it, Kibana validates the attributes against that version's schema and migrates them
+# forward. The attributes follow the schemas each type registers for 8.8.0/8.9.0:
+# visualization `schemas['8.8.0']` (visualizations/server/saved_objects/visualization.ts),
+# search SCHEMA_SEARCH_V8_8_0 (saved_search/server/saved_objects/schema_legacy.ts), dashboard
+# `schemas['8.9.0']` = schema/v1 (dashboard/server/dashboard_saved_object/). "8.8.0" is the
+# last core migration version (exports of every 8.8+ Kibana carry it).
+# tests/unit/test_kibana_objects.py checks every object against these rules.
+CORE_MIGRATION_VERSION = "8.8.0"
+TYPE_MIGRATION_VERSION = {
+    "index-pattern": "8.0.0",
+    "search": "8.0.0",
+    "visualization": "8.5.0",
+    "dashboard": "8.9.0",
+}
+
 
 def _source(query: str = "", *, ref: bool = True) -> dict[str, Any]:
     body: dict[str, Any] = {"query": {"query": query, "language": "kuery"}, "filter": []}
@@ -160,9 +179,16 @@ def build() -> list[dict[str, Any]]:
     return objects
 
 
+def with_versions(obj: dict[str, Any]) -> dict[str, Any]:
+    """The object with the migration fields of its format (see TYPE_MIGRATION_VERSION)."""
+    return {**obj, "coreMigrationVersion": CORE_MIGRATION_VERSION,
+            "typeMigrationVersion": TYPE_MIGRATION_VERSION[obj["type"]]}
+
+
 def render() -> str:
     """The NDJSON text: one object per line, stable key order."""
-    return "".join(json.dumps(o, sort_keys=True, ensure_ascii=False) + "\n" for o in build())
+    return "".join(json.dumps(with_versions(o), sort_keys=True, ensure_ascii=False) + "\n"
+                   for o in build())
 
 
 if __name__ == "__main__":

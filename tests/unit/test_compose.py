@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -154,7 +155,8 @@ def test_poller_health_check_uses_its_ready_marker_and_metrics_endpoint() -> Non
     env = poller["environment"]
     check = " ".join(poller["healthcheck"]["test"])
     assert f"{env['NEWSWATCH_READY_DIR']}/poller" in check
-    assert f"127.0.0.1:{env['NEWSWATCH_METRICS_PORT']}/metrics" in check
+    assert "os.environ.get('NEWSWATCH_METRICS_PORT'" in check and "/metrics" in check
+    assert env["NEWSWATCH_METRICS_PORT"] == "9100"
     assert env["NEWSWATCH_METRICS_ADDR"] == "0.0.0.0"  # reachable by Prometheus on the network
 
 
@@ -177,3 +179,42 @@ def test_prometheus_examples_scrape_the_ports_the_stages_serve() -> None:
     assert sorted(dns["names"]) == sorted(STAGES)
     for stage in STAGES:
         assert str(dns["port"]) == services[stage]["environment"]["NEWSWATCH_METRICS_PORT"]
+
+
+OVERRIDE = REPO / "deploy/compose/override.native.yml"
+# what the native override may change: where the services are, and no Kibana/metrics port
+NATIVE_ENV = {"NEWSWATCH_KAFKA_BOOTSTRAP", "NEWSWATCH_ELASTICSEARCH_URL",
+              "NEWSWATCH_ELASTICSEARCH_USERNAME", "NEWSWATCH_TOPIC_PREFIX",
+              "NEWSWATCH_INDEX_ALIAS", "NEWSWATCH_METRICS_PORT",
+              "SETUP_ELASTICSEARCH_SECURITY", "KIBANA_INTERNAL_URL"}
+
+
+def _rendered(*files: Path) -> dict:
+    args = [str(_compose_binary()), "--project-directory", str(REPO)]
+    for f in files:
+        args += ["-f", str(f)]
+    result = subprocess.run([*args, "--env-file", str(REPO / ".env.example"), "config",
+                             "--format", "json"], capture_output=True, text=True, timeout=60,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["services"]
+
+
+def test_the_native_override_replaces_only_the_service_images() -> None:
+    base = _rendered(COMPOSE_FILE)
+    native = _rendered(COMPOSE_FILE, OVERRIDE)
+    # kafka, elasticsearch and kibana are not started (a profile nobody enables)
+    assert set(native) == {"setup", *STAGES}
+    for name in ["setup", *STAGES]:
+        before, after = dict(base[name]), dict(native[name])
+        assert after.pop("network_mode") == "host"
+        before.pop("networks", None)
+        if name == "setup":
+            assert after.pop("depends_on", {}) == {}
+            before.pop("depends_on")
+        env_before, env_after = before.pop("environment"), after.pop("environment")
+        changed = {k for k in env_before.keys() | env_after.keys()
+                   if env_before.get(k) != env_after.get(k)}
+        assert changed <= NATIVE_ENV, (name, changed - NATIVE_ENV)
+        # image, command, health check, restart policy, limits, user: all as in docker-compose.yml
+        assert before == after, name

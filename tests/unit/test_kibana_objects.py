@@ -149,3 +149,113 @@ def test_setup_import_fails_loudly_on_kibana_errors(site: LocalSite) -> None:
                                           {"Content-Type": "application/json"}))
     with pytest.raises(RuntimeError, match="reported errors"):
         setup.import_saved_objects(site.url(""), ("elastic", "pw"), KIBANA)
+
+
+# --- The saved-objects format of the Kibana in deploy/versions.env --------------------------
+# What Kibana's import API checks, from its sources (elastic/kibana, read for this test):
+# - the import envelope (core-saved-objects-server SavedObject; import-export-server-internal
+#   src/import/lib/create_saved_objects.ts): type, id, attributes, references [{name, type, id}],
+#   optional managed, coreMigrationVersion, typeMigrationVersion;
+# - each type's attribute schema at the version the object declares (an object without
+#   typeMigrationVersion is validated against the latest schema: see deploy/kibana/build_objects.py):
+#   visualization `schemas['8.8.0']` (visualizations/server/saved_objects/visualization.ts),
+#   search SCHEMA_SEARCH_V8_8_0 (saved_search/server/saved_objects/schema_legacy.ts),
+#   dashboard `schemas['8.9.0']` = schema/v1/v1.ts (unknowns: 'forbid'),
+#   index-pattern (data_views/server/saved_objects/data_views.ts; migrations up to 8.0.0).
+# @kbn/config-schema objects forbid unknown keys unless a schema says otherwise.
+# Checked for Kibana 9.2 (KIBANA image = ELASTICSEARCH_VERSION); a bump must re-check them.
+KIBANA_MINOR = "9.2"
+ENVELOPE_REQUIRED = {"type", "id", "attributes", "references"}
+ENVELOPE_OPTIONAL = {"managed", "coreMigrationVersion", "typeMigrationVersion", "namespaces",
+                     "originId", "updated_at", "created_at", "version"}
+# type -> (required attributes, optional attributes, highest legacy version of that schema)
+ATTRIBUTES: dict[str, tuple[set[str], set[str], str]] = {
+    "index-pattern": ({"title"}, {"name", "timeFieldName", "fields", "fieldFormatMap",
+                                  "fieldAttrs", "runtimeFieldMap", "sourceFilters", "type",
+                                  "typeMeta", "allowNoIndex", "allowHidden"}, "8.0.0"),
+    "search": ({"title", "kibanaSavedObjectMeta"},
+               {"description", "columns", "sort", "grid", "rowHeight", "rowsPerPage", "hideChart",
+                "breakdownField", "isTextBasedQuery", "usesAdHocDataView", "timeRestore",
+                "timeRange", "refreshInterval", "viewMode", "hideAggregatedPreview", "hits",
+                "version"}, "8.8.0"),
+    "visualization": ({"title"}, {"description", "version", "kibanaSavedObjectMeta",
+                                  "uiStateJSON", "visState", "savedSearchRefName"}, "8.8.0"),
+    "dashboard": ({"title"}, {"description", "kibanaSavedObjectMeta", "timeRestore", "timeFrom",
+                              "timeTo", "refreshInterval", "controlGroupInput", "panelsJSON",
+                              "optionsJSON", "hits", "version"}, "8.9.0"),
+}
+
+
+def _semver(text: str) -> tuple[int, ...]:
+    assert re.fullmatch(r"\d+\.\d+\.\d+", text), text
+    return tuple(int(p) for p in text.split("."))
+
+
+def saved_object_problems(obj: dict[str, Any]) -> list[str]:
+    """What Kibana's import would reject or mis-migrate in one saved object."""
+    problems = []
+    keys = set(obj)
+    problems += [f"missing {k}" for k in sorted(ENVELOPE_REQUIRED - keys)]
+    problems += [f"unknown key {k}" for k in sorted(keys - ENVELOPE_REQUIRED - ENVELOPE_OPTIONAL)]
+    kind = obj.get("type")
+    if kind not in ATTRIBUTES:
+        return [*problems, f"type {kind!r} not checked"]
+    required, optional, ceiling = ATTRIBUTES[kind]
+    if obj.get("coreMigrationVersion") != "8.8.0":
+        problems.append("coreMigrationVersion must be 8.8.0")
+    version = obj.get("typeMigrationVersion")
+    if not isinstance(version, str):
+        problems.append("no typeMigrationVersion: validated against the latest schema")
+    elif _semver(version) > _semver(ceiling):
+        problems.append(f"typeMigrationVersion {version} is newer than the {ceiling} schema")
+    attrs = obj.get("attributes", {})
+    problems += [f"attribute {k} missing" for k in sorted(required - set(attrs))]
+    problems += [f"attribute {k} unknown" for k in sorted(set(attrs) - required - optional)]
+    for key in ("visState", "uiStateJSON", "panelsJSON", "optionsJSON"):
+        if key in attrs:
+            assert isinstance(attrs[key], str), (obj["id"], key)
+            json.loads(attrs[key])  # stored as JSON text
+    meta = attrs.get("kibanaSavedObjectMeta")
+    if meta is not None and set(meta) != {"searchSourceJSON"}:
+        problems.append("kibanaSavedObjectMeta holds only searchSourceJSON")
+    if meta is not None:
+        source = json.loads(meta["searchSourceJSON"])
+        ref = source.get("indexRefName")
+        if ref and ref not in {r["name"] for r in obj.get("references", [])}:
+            problems.append(f"indexRefName {ref} has no reference")
+    for ref in obj.get("references", []):
+        if set(ref) != {"name", "type", "id"}:
+            problems.append(f"reference {ref} is not {{name, type, id}}")
+    if kind == "dashboard":
+        for panel in json.loads(attrs.get("panelsJSON", "[]")):
+            missing = {"type", "panelIndex", "gridData", "panelRefName"} - set(panel)
+            if missing or set(panel["gridData"]) != {"x", "y", "w", "h", "i"}:
+                problems.append(f"panel {panel.get('panelIndex')}: {sorted(missing)} / gridData")
+            elif panel["gridData"]["x"] + panel["gridData"]["w"] > 48:
+                problems.append(f"panel {panel['panelIndex']} wider than the 48-column grid")
+    return problems
+
+
+def test_every_saved_object_follows_the_format_of_the_shipped_kibana() -> None:
+    versions = dict(line.split("=", 1) for line in (REPO / "deploy/versions.env").read_text()
+                    .splitlines() if re.match(r"^[A-Z_]+=", line))
+    assert versions["ELASTICSEARCH_VERSION"].startswith(KIBANA_MINOR + "."), \
+        "the Kibana image changed: re-check ATTRIBUTES against that version's sources"
+    objects = _objects()
+    assert {o["type"] for o in objects} == set(ATTRIBUTES)
+    for obj in objects:
+        assert saved_object_problems(obj) == [], obj["id"]
+
+
+def test_the_format_check_catches_what_kibana_rejects() -> None:
+    objects = {o["id"]: o for o in _objects()}
+    dash = dict(objects["newswatch-news-monitor"])
+    dash["attributes"] = {**dash["attributes"], "panels": []}
+    assert saved_object_problems(dash) == ["attribute panels unknown"]
+    search = {k: v for k, v in objects["newswatch-latest-tagged"].items()
+              if k != "typeMigrationVersion"}
+    assert saved_object_problems(search) == [
+        "no typeMigrationVersion: validated against the latest schema"]
+    vis = {**objects["nm-top-sources"], "typeMigrationVersion": "10.1.0", "extra": 1}
+    assert saved_object_problems(vis) == [
+        "unknown key extra", "typeMigrationVersion 10.1.0 is newer than the 8.8.0 schema"]
