@@ -53,19 +53,39 @@ _DECLARES_CANONICAL = re.compile(
 )
 
 
+# Python codecs that ``codecs.lookup`` accepts but that no web page is written in: a page
+# declaring one of these is mis-declared, and decoding with it would garble or crash
+_NOT_PAGE_CHARSETS = frozenset({"undefined", "idna", "punycode", "unicode-escape",
+                                "raw-unicode-escape", "unicode-internal"})
+
+
 def _known_codec(name: str | None) -> str | None:
+    """The codec for a declared charset, or None when it is unknown or not a text charset.
+
+    ``codecs.lookup`` also knows bytes-to-bytes and str-to-str transforms (base64, zlib,
+    hex, bz2, uu, quopri, rot13) and "undefined", which raise on ``bytes.decode``; a
+    page that declares one of them is treated as if it declared nothing.
+    """
     if not name:
         return None
     try:
-        return codecs.lookup(name.strip().strip("\"'")).name
-    except LookupError:
+        info = codecs.lookup(name.strip().strip("\"'"))
+    except (LookupError, ValueError):
         return None
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_PAGE_CHARSETS:
+        return None
+    try:
+        b"<p>".decode(info.name)
+    except (UnicodeError, LookupError):
+        return None
+    return info.name
 
 
 def decode_html(body: bytes, header_charset: str | None = None) -> tuple[str, str]:
     """Decode page bytes: BOM, then the HTTP charset, then ``<meta charset>``, then detection.
 
-    Invalid byte sequences become U+FFFD rather than failing the story.
+    Invalid byte sequences become U+FFFD rather than failing the story; a declared
+    charset that is not a text charset is ignored like an unknown one.
     """
     for bom, name in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16"),
                       (codecs.BOM_UTF16_BE, "utf-16")):
@@ -78,7 +98,7 @@ def decode_html(body: bytes, header_charset: str | None = None) -> tuple[str, st
             continue
         try:
             return body.decode(codec), codec
-        except UnicodeDecodeError:
+        except UnicodeError:
             logger.debug("declared charset %s does not decode the page", codec)
     best = charset_normalizer.from_bytes(body[:200_000]).best()
     codec = _known_codec(best.encoding if best else None) or "utf-8"
