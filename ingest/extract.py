@@ -14,6 +14,7 @@ import codecs
 import logging
 import re
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -153,19 +154,30 @@ def _overlap(text: str, reference: str) -> float:
     return sum((mine & _shingles(reference)).values()) / max(1, sum(mine.values()))
 
 
-def body_text(tree: HtmlElement, signals: Signals, url: str | None = None) -> tuple[str, str]:
+@dataclass(frozen=True)
+class Choices:
+    """The extraction choices, each on by default; the benchmark turns them off one by one."""
+
+    precision: bool = FAVOR_PRECISION
+    rescue: bool = True
+    jsonld_body: bool = True
+    min_chars: int = MIN_CHARS
+
+
+def body_text(tree: HtmlElement, signals: Signals, url: str | None = None,
+              choices: Choices = Choices()) -> tuple[str, str]:
     """``(text, signal)``: trafilatura's body, or the JSON-LD articleBody where it disagrees."""
-    text = _trafilatura_text(tree, url, FAVOR_PRECISION)
-    if FAVOR_PRECISION and len(text) < SHORT_TEXT:
+    text = _trafilatura_text(tree, url, choices.precision)
+    if choices.precision and choices.rescue and len(text) < SHORT_TEXT:
         balanced = _trafilatura_text(tree, url, False)
         if len(balanced) >= RESCUE_RATIO * max(1, len(text)):
             text = balanced
-    jsonld = signals.first("body", "jsonld")
+    jsonld = signals.first("body", "jsonld") if choices.jsonld_body else None
     if jsonld and len(jsonld) >= JSONLD_MIN_CHARS and (
         not text or _overlap(text, jsonld) < JSONLD_OVERLAP
     ):
         return normalize_unicode(jsonld), "jsonld"
-    if len("".join(text.split())) < MIN_CHARS:
+    if len("".join(text.split())) < choices.min_chars:
         return "", "none"
     return text, "trafilatura"
 
@@ -175,10 +187,10 @@ def parse_html(html: str) -> HtmlElement | None:
     return load_html(html)
 
 
-def article_text(html: str, url: str | None = None) -> str:
+def article_text(html: str, url: str | None = None, choices: Choices = Choices()) -> str:
     """Body text only (what the benchmark scores); "" when there is no article."""
     tree = parse_html(html)
-    return "" if tree is None else body_text(tree, page_signals(tree), url)[0]
+    return "" if tree is None else body_text(tree, page_signals(tree), url, choices)[0]
 
 
 def _html_lang(html: str) -> str | None:
