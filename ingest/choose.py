@@ -24,9 +24,11 @@ TITLE_ORDER = ("h1", "twitter:title", "og:title", "jsonld", "title-tag")
 # <time datetime> 0.83 on half of the pages but only as the last resort: the first
 # <time> of a page is as often a "related story" or "updated" date
 DATE_ORDER = ("jsonld", "meta", "microdata", "time")
-# JSON-LD author 0.78 right when present, rel=author 0.84, meta 0.76, microdata 0.82,
-# byline classes 0.45 (they pick up roles, outlets and dates)
-AUTHOR_ORDER = ("jsonld", "rel-author", "meta", "microdata", "byline")
+# JSON-LD author 0.87 right when present, meta 0.78, rel=author 0.86, microdata 0.84,
+# byline classes 0.56 (they pick up roles, outlets and dates). rel=author before meta
+# scores the same on news4k (0.803 either way); meta first spares the tree walk that
+# rel=author, microdata and bylines need on most pages
+AUTHOR_ORDER = ("jsonld", "meta", "rel-author", "microdata", "byline")
 
 # signals that only ``Signals.walk`` adds
 WALKED = frozenset({"rel-author", "microdata", "byline"})

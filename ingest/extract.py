@@ -13,7 +13,6 @@ from __future__ import annotations
 import codecs
 import logging
 import re
-from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -27,7 +26,7 @@ from trafilatura.settings import Extractor
 from trafilatura.utils import load_html, normalize_unicode
 from trafilatura.xml import xmltotxt
 
-from ingest.choose import choose_authors, choose_date, choose_title
+from ingest.choose import choose_authors, choose_date, choose_title, fold
 from ingest.errors import IngestPermanent
 from ingest.signals import Signals, page_signals
 from pipeline.story import Content, FeedEntry, FieldSource
@@ -143,15 +142,15 @@ def _trafilatura_text(tree: HtmlElement, url: str | None, precision: bool) -> st
 _WORD = re.compile(r"\w+")
 
 
-def _shingles(text: str) -> Counter[tuple[str, ...]]:
+def _shingles(text: str) -> set[tuple[str, ...]]:
     words = _WORD.findall(text)
-    return Counter(tuple(words[i:i + 4]) for i in range(max(1, len(words) - 3)))
+    return {tuple(words[i:i + 4]) for i in range(max(1, len(words) - 3))}
 
 
 def _overlap(text: str, reference: str) -> float:
-    """Share of ``text``'s word 4-grams that are also in ``reference``."""
+    """Share of ``text``'s distinct word 4-grams that are also in ``reference``."""
     mine = _shingles(text)
-    return sum((mine & _shingles(reference)).values()) / max(1, sum(mine.values()))
+    return len(mine & _shingles(reference)) / max(1, len(mine))
 
 
 @dataclass(frozen=True)
@@ -162,6 +161,7 @@ class Choices:
     rescue: bool = True
     jsonld_body: bool = True
     min_chars: int = MIN_CHARS
+    drop_headline: bool = True
 
 
 def body_text(tree: HtmlElement, signals: Signals, url: str | None = None,
@@ -179,7 +179,22 @@ def body_text(tree: HtmlElement, signals: Signals, url: str | None = None,
         return normalize_unicode(jsonld), "jsonld"
     if len("".join(text.split())) < choices.min_chars:
         return "", "none"
-    return text, "trafilatura"
+    return (_without_headline(text, signals) if choices.drop_headline else text), "trafilatura"
+
+
+def _without_headline(text: str, signals: Signals) -> str:
+    """The text without a first line that is the headline (it is the title, not the body).
+
+    trafilatura keeps an <h1> inside the article container; the headline is already
+    the story's title. aeb +0.002, news4k +0.002 (it fires on 33 and 69 pages).
+    """
+    first, _, rest = text.partition("\n")
+    if not rest.strip() or len(first) > 400:
+        return text
+    folded = fold(first)
+    if any(len(value) >= len(first) // 2 and fold(value) == folded for _, value in signals.title):
+        return rest.lstrip("\n")
+    return text
 
 
 def parse_html(html: str) -> HtmlElement | None:

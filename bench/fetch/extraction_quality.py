@@ -48,10 +48,12 @@ from pipeline.settings import load_settings
 
 # cumulative: each row adds one choice to the row above; "ours" is the last one
 CHOICES: list[tuple[str, Choices]] = [
-    ("+ favor_precision", Choices(rescue=False, jsonld_body=False, min_chars=0)),
-    ("+ short-result rescue", Choices(jsonld_body=False, min_chars=0)),
-    ("+ JSON-LD articleBody", Choices(min_chars=0)),
-    ("+ 100-char floor (= ours)", Choices()),
+    ("+ favor_precision", Choices(rescue=False, jsonld_body=False, min_chars=0,
+                                  drop_headline=False)),
+    ("+ short-result rescue", Choices(jsonld_body=False, min_chars=0, drop_headline=False)),
+    ("+ JSON-LD articleBody", Choices(min_chars=0, drop_headline=False)),
+    ("+ 100-char floor", Choices(drop_headline=False)),
+    ("+ headline line dropped (= ours)", Choices()),
 ]
 # the choice the issue found costing on news: measured on top of bare, then dropped
 PRUNE_XPATH = (

@@ -191,3 +191,10 @@ def test_jsonld_body_that_agrees_with_the_text_changes_nothing() -> None:
     text = article_text(page())
     html = page(head=jsonld({"@type": "NewsArticle", "articleBody": text + " Extra sentence."}))
     assert article_text(html) == text
+
+
+def test_headline_line_is_not_body_text() -> None:
+    html = page(head='<meta property="og:title" content="Council votes budget">',
+                article="<h1>Council votes budget</h1>" + PARAGRAPHS)
+    assert article_text(html).startswith("Paragraph 0 of the story")
+    assert article_text(html, choices=Choices(drop_headline=False)).startswith("Council votes")
