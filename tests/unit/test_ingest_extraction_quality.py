@@ -18,13 +18,15 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-# measured 2026-12-01: aeb 0.9688 (bare 0.9598), news4k 0.9356 (bare 0.9177)
-F1_FLOOR = {"aeb": 0.966, "news4k": 0.932}
-# gain over bare trafilatura in the same run (measured +0.009 and +0.018)
-GAIN_FLOOR = {"aeb": 0.007, "news4k": 0.015}
+# measured 2026-12-01: aeb 0.9712 (bare 0.9598), news4k 0.9372 (bare 0.9177)
+F1_FLOOR = {"aeb": 0.968, "news4k": 0.934}
+# gain over bare trafilatura in the same run: the target +0.01 on both
+# (measured +0.011 and +0.020)
+GAIN_FLOOR = {"aeb": 0.010, "news4k": 0.010}
 PAGES = {"aeb": 181, "news4k": 421}
-# news4k metadata, share of pages right (measured: title 0.919, authors 0.815, date 0.834)
-METADATA_FLOOR = {"title": 0.91, "authors": 0.80, "date": 0.82}
+# news4k metadata, share of pages right (measured: title 0.919, authors 0.803, date 0.835;
+# the targets 0.90 / 0.85 / 0.95: title reached, authors and date not, see bench/README.md)
+METADATA_FLOOR = {"title": 0.91, "authors": 0.79, "date": 0.82}
 
 
 @pytest.fixture(scope="module")
