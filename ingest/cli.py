@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from ingest.httpget import Limits, Page, aget, raise_for_status
 from ingest.parse import parse_feed
 from ingest.transport import new_async_client
 from pipeline.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 FAILURES = (IngestPermanent, IngestTransient)
 
@@ -221,6 +224,12 @@ def _extract_one(target: str, settings: Settings) -> dict[str, Any]:
     except OSError as exc:
         return {**result, "ok": False, "error": f"cannot read {target}: {exc}",
                 "error_kind": "bad_input"}
+    except Exception as exc:
+        # one bad page (a parser or extractor bug on odd markup) must not stop the others:
+        # it is reported on its own line, with the traceback in the log
+        logger.exception("extraction failed for %s", target)
+        return {**result, "ok": False, "error": f"{type(exc).__name__}: {exc}",
+                "error_kind": "extraction_error"}
     result.update(ok=True, charset=charset,
                   **content.model_dump(mode="json", exclude={"extractor"}))
     return result

@@ -1,8 +1,11 @@
-"""HTML -> ``Content``: trafilatura with metadata, feed fallbacks, field sources.
+"""HTML -> ``Content``: trafilatura for the body, news signals for the metadata.
 
-The body text is produced exactly as ``trafilatura.extract(include_comments=False)``
-produces it (same options, same text serialisation), so the extraction score
-is at least bare trafilatura's; metadata comes from the same single pass.
+The page is parsed once (trafilatura's own parser, so the tree is the one
+``trafilatura.extract`` would build); the same tree feeds the news signals
+(JSON-LD, meta tags, ``<time>``, bylines: ``ingest.signals``) and trafilatura's
+body extraction. Every choice here was measured on both dev corpora, aeb and
+news4k, and kept only if it lowers neither (bench/fetch/extraction_quality.py,
+figures in bench/README.md).
 """
 
 from __future__ import annotations
@@ -10,39 +13,49 @@ from __future__ import annotations
 import codecs
 import logging
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
 import charset_normalizer
+from htmldate import find_date
+from lxml.html import HtmlElement
 from trafilatura import bare_extraction
 from trafilatura.metadata import Document
 from trafilatura.settings import Extractor
-from trafilatura.utils import normalize_unicode
+from trafilatura.utils import load_html, normalize_unicode
 from trafilatura.xml import xmltotxt
 
+from ingest.choose import choose_authors, choose_date, choose_title, fold
 from ingest.errors import IngestPermanent
+from ingest.signals import Signals, page_signals
 from pipeline.story import Content, FeedEntry, FieldSource
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Measured on ../shared/corpora/aeb (bench/fetch/extraction_quality.py): comments
-# off scores higher than trafilatura's library default (F1 0.960 vs 0.953), and
-# favor_precision higher still (F1 0.964 vs 0.960, P 0.958 vs 0.942, R 0.971 vs 0.978);
-# for news, boilerplate in the body (comment counters, share bars) costs more than
-# a missed sentence, so precision wins.
+# Comments off: bare trafilatura with comments scores lower on aeb (F1 0.953 vs 0.960).
 INCLUDE_COMMENTS = False
+# favor_precision: +0.004 F1 on aeb, +0.011 on news4k (same run). Kept: it helps both.
 FAVOR_PRECISION = True
-# Comment sections, counters and "N comments" links: trafilatura's own comment
-# removal misses counters inside the article; on aeb this pruning changes nothing
-# (F1 0.9641 with and without) while real news pages lose the "12 comments" line.
-PRUNE_XPATH = (
-    "//*[contains(translate(@class,'COMMENT','comment'),'comment')"
-    " or contains(translate(@id,'COMMENT','comment'),'comment')]"
-)
-# Less visible text than this is a gallery, a video page or a navigation stub, not an
-# article. Characters, not words, so that Chinese and Japanese pages count fairly.
+# Precision mode switches off trafilatura's own rescues for short results (the baseline
+# pass), so a very short precision result is often a fragment (a reprint notice, a caption).
+# Below this many characters the balanced cascade runs too and wins if it finds at least
+# RESCUE_RATIO times more text. aeb +0.005, news4k 0.000 (it fires on 1 and 0 pages).
+SHORT_TEXT = 500
+RESCUE_RATIO = 2.0
+# A JSON-LD articleBody this long is the whole story, not a teaser (teasers seen are cut at
+# 500 characters). When less than JSONLD_OVERLAP of the extracted text's word 4-grams are in
+# it, trafilatura took another block (a related story, a comment thread, a listing) and
+# the publisher's own body is used instead. news4k +0.008, aeb 0.000 (fires on 4 and 0).
+JSONLD_MIN_CHARS = 1000
+JSONLD_OVERLAP = 0.25
+# Less visible text than this is a navigation stub or a gallery ("Home"), not an article:
+# the story is dead-lettered as no_text. Characters, not words, so that Chinese and Japanese
+# pages count fairly. It empties no page of aeb or news4k (the shortest text bare
+# trafilatura extracts there is 237 characters); it emptied pages only together with the
+# comment prune_xpath, which is dropped (aeb 0.000, news4k -0.013).
 MIN_CHARS = 100
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
@@ -53,19 +66,39 @@ _DECLARES_CANONICAL = re.compile(
 )
 
 
+# Python codecs that ``codecs.lookup`` accepts but that no web page is written in: a page
+# declaring one of these is mis-declared, and decoding with it would garble or crash
+_NOT_PAGE_CHARSETS = frozenset({"undefined", "idna", "punycode", "unicode-escape",
+                                "raw-unicode-escape", "unicode-internal"})
+
+
 def _known_codec(name: str | None) -> str | None:
+    """The codec for a declared charset, or None when it is unknown or not a text charset.
+
+    ``codecs.lookup`` also knows bytes-to-bytes and str-to-str transforms (base64, zlib,
+    hex, bz2, uu, quopri, rot13) and "undefined", which raise on ``bytes.decode``; a
+    page that declares one of them is treated as if it declared nothing.
+    """
     if not name:
         return None
     try:
-        return codecs.lookup(name.strip().strip("\"'")).name
-    except LookupError:
+        info = codecs.lookup(name.strip().strip("\"'"))
+    except (LookupError, ValueError):
         return None
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_PAGE_CHARSETS:
+        return None
+    try:
+        b"<p>".decode(info.name)
+    except (UnicodeError, LookupError):
+        return None
+    return info.name
 
 
 def decode_html(body: bytes, header_charset: str | None = None) -> tuple[str, str]:
     """Decode page bytes: BOM, then the HTTP charset, then ``<meta charset>``, then detection.
 
-    Invalid byte sequences become U+FFFD rather than failing the story.
+    Invalid byte sequences become U+FFFD rather than failing the story; a declared
+    charset that is not a text charset is ignored like an unknown one.
     """
     for bom, name in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16"),
                       (codecs.BOM_UTF16_BE, "utf-16")):
@@ -78,7 +111,7 @@ def decode_html(body: bytes, header_charset: str | None = None) -> tuple[str, st
             continue
         try:
             return body.decode(codec), codec
-        except UnicodeDecodeError:
+        except UnicodeError:
             logger.debug("declared charset %s does not decode the page", codec)
     best = charset_normalizer.from_bytes(body[:200_000]).best()
     codec = _known_codec(best.encoding if best else None) or "utf-8"
@@ -94,39 +127,85 @@ def header_charset(content_type: str | None) -> str | None:
     return None
 
 
-def extraction_options(url: str | None) -> Extractor:
-    return Extractor(
-        output_format="txt", comments=INCLUDE_COMMENTS, precision=FAVOR_PRECISION,
-        with_metadata=True, url=url,
-    )
+def extraction_options(url: str | None, precision: bool = FAVOR_PRECISION) -> Extractor:
+    return Extractor(output_format="txt", comments=INCLUDE_COMMENTS, precision=precision, url=url)
 
 
-def _extract(html: str, url: str | None) -> tuple[Document | None, str]:
-    """One trafilatura pass: the document (metadata) and its body text ("" if too short)."""
-    doc = bare_extraction(html, options=extraction_options(url), prune_xpath=PRUNE_XPATH)
+def _trafilatura_text(tree: HtmlElement, url: str | None, precision: bool) -> str:
+    doc = bare_extraction(tree, options=extraction_options(url, precision))
     if doc is None or not isinstance(doc, Document) or doc.body is None:
-        return None, ""
+        return ""
     # the same serialisation trafilatura.extract() uses for its txt output
-    text = normalize_unicode(xmltotxt(doc.body, False)).strip()
-    return doc, (text if len("".join(text.split())) >= MIN_CHARS else "")
+    return str(normalize_unicode(xmltotxt(doc.body, False))).strip()
 
 
-def article_text(html: str, url: str | None = None) -> str:
+_WORD = re.compile(r"\w+")
+
+
+def _shingles(text: str) -> set[tuple[str, ...]]:
+    words = _WORD.findall(text)
+    return {tuple(words[i:i + 4]) for i in range(max(1, len(words) - 3))}
+
+
+def _overlap(text: str, reference: str) -> float:
+    """Share of ``text``'s distinct word 4-grams that are also in ``reference``."""
+    mine = _shingles(text)
+    return len(mine & _shingles(reference)) / max(1, len(mine))
+
+
+@dataclass(frozen=True)
+class Choices:
+    """The extraction choices, each on by default; the benchmark turns them off one by one."""
+
+    precision: bool = FAVOR_PRECISION
+    rescue: bool = True
+    jsonld_body: bool = True
+    min_chars: int = MIN_CHARS
+    drop_headline: bool = True
+
+
+def body_text(tree: HtmlElement, signals: Signals, url: str | None = None,
+              choices: Choices = Choices()) -> tuple[str, str]:
+    """``(text, signal)``: trafilatura's body, or the JSON-LD articleBody where it disagrees."""
+    text = _trafilatura_text(tree, url, choices.precision)
+    if choices.precision and choices.rescue and len(text) < SHORT_TEXT:
+        balanced = _trafilatura_text(tree, url, False)
+        if len(balanced) >= RESCUE_RATIO * max(1, len(text)):
+            text = balanced
+    jsonld = signals.first("body", "jsonld") if choices.jsonld_body else None
+    if jsonld and len(jsonld) >= JSONLD_MIN_CHARS and (
+        not text or _overlap(text, jsonld) < JSONLD_OVERLAP
+    ):
+        return normalize_unicode(jsonld), "jsonld"
+    if len("".join(text.split())) < choices.min_chars:
+        return "", "none"
+    return (_without_headline(text, signals) if choices.drop_headline else text), "trafilatura"
+
+
+def _without_headline(text: str, signals: Signals) -> str:
+    """The text without a first line that is the headline (it is the title, not the body).
+
+    trafilatura keeps an <h1> inside the article container; the headline is already
+    the story's title. aeb +0.002, news4k +0.002 (it fires on 33 and 69 pages).
+    """
+    first, _, rest = text.partition("\n")
+    if not rest.strip() or len(first) > 400:
+        return text
+    folded = fold(first)
+    if any(len(value) >= len(first) // 2 and fold(value) == folded for _, value in signals.title):
+        return rest.lstrip("\n")
+    return text
+
+
+def parse_html(html: str) -> HtmlElement | None:
+    """The page as trafilatura parses it (one parse for signals and extraction)."""
+    return load_html(html)
+
+
+def article_text(html: str, url: str | None = None, choices: Choices = Choices()) -> str:
     """Body text only (what the benchmark scores); "" when there is no article."""
-    return _extract(html, url)[1]
-
-
-def _pick(sources: dict[str, FieldSource], name: str, page_value: T | None,
-          feed_value: T | None) -> T | None:
-    """The page's value, else the feed's, recording which one was used."""
-    if page_value:
-        sources[name] = "page"
-        return page_value
-    if feed_value:
-        sources[name] = "feed"
-        return feed_value
-    sources[name] = "none"
-    return None
+    tree = parse_html(html)
+    return "" if tree is None else body_text(tree, page_signals(tree), url, choices)[0]
 
 
 def _html_lang(html: str) -> str | None:
@@ -134,46 +213,85 @@ def _html_lang(html: str) -> str | None:
     return match.group(1).lower() if match else None
 
 
-def _page_date(value: str | None) -> datetime | None:
-    if not value:
-        return None
+def _language(signals: Signals, html: str) -> str | None:
+    for _, value in signals.language:
+        match = re.match(r"[A-Za-z]{2,3}\b", value)
+        if match:
+            return match.group(0).lower()
+    return _html_lang(html)
+
+
+def page_date(tree: HtmlElement, signals: Signals, url: str | None) -> tuple[datetime | None, str]:
+    """The structured date when the page gives one; htmldate's quick search otherwise."""
+    value, signal = choose_date(signals)
+    if value is not None:
+        return value, signal or "page"
+    # htmldate without its extensive search: the structured signals above already cover
+    # what the extensive search adds on news pages, at a fraction of the time
+    found = find_date(tree, url=url, extensive_search=False, original_date=True)
+    if not found:
+        return None, "none"
     try:
-        parsed = datetime.fromisoformat(value)
+        return datetime.fromisoformat(found).replace(tzinfo=UTC), "htmldate"
     except ValueError:
+        return None, "none"
+
+
+class _Picker:
+    """Page value, else feed value, recording the source (and the page signal) of each field."""
+
+    def __init__(self) -> None:
+        self.sources: dict[str, FieldSource] = {}
+        self.signals: dict[str, str] = {}
+
+    def __call__(self, name: str, page_value: T | None, feed_value: T | None,
+                 signal: str | None = None) -> T | None:
+        if page_value:
+            self.sources[name] = "page"
+            if signal:
+                self.signals[name] = signal
+            return page_value
+        if feed_value:
+            self.sources[name] = "feed"
+            return feed_value
+        self.sources[name] = "none"
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def extract_content(html: str, url: str | None = None, feed: FeedEntry | None = None) -> Content:
     """Extract the article from ``html``; raise ``IngestPermanent`` when there is no text."""
-    doc, text = _extract(html, url)
-    if doc is None or not text:
+    tree = parse_html(html)
+    signals = page_signals(tree) if tree is not None else Signals()
+    text, text_signal = body_text(tree, signals, url) if tree is not None else ("", "none")
+    if not text or tree is None:
         raise IngestPermanent("no_text", f"no article text extracted from {url or 'page'}")
-    sources: dict[str, FieldSource] = {"text": "page"}
-
-    def pick(name: str, page_value: T | None, feed_value: T | None) -> T | None:
-        return _pick(sources, name, page_value, feed_value)
-
-    page_date = _page_date(doc.date)
+    pick = _Picker()
+    pick("text", text, None, text_signal)
+    title, title_signal = choose_title(signals)
+    names, author_signal = choose_authors(signals)
+    date, date_signal = page_date(tree, signals, url)
     feed_date = feed.published_at if feed else None
-    if page_date and feed_date and feed_date.date() == page_date.date():
+    if date and feed_date and feed_date.date() == date.date():
         # the page gave the same day; the feed's timestamp is the more precise one
         published: datetime | None = feed_date
-        sources["published_at"] = "feed"
+        pick.sources["published_at"] = "feed"
     else:
-        published = pick("published_at", page_date, feed_date)
-    declared_canonical = bool(doc.url) and (
-        doc.url != url or bool(_DECLARES_CANONICAL.search(html[:200_000]))
-    )
+        published = pick("published_at", date, feed_date, date_signal)
+    canonical = next((value for _, value in signals.canonical_url), None)
     return Content(
-        title=pick("title", doc.title, feed.title if feed else None),
+        title=pick("title", title, feed.title if feed else None, title_signal),
         text=text,
-        author=pick("author", doc.author, feed.author if feed else None),
+        author=pick("author", ", ".join(names), feed.author if feed else None, author_signal),
         published_at=published,
-        site_name=pick("site_name", doc.sitename, feed.feed_name if feed else None),
-        language=pick("language", doc.language or _html_lang(html),
-                      feed.language if feed else None),
-        canonical_url=pick("canonical_url", doc.url if declared_canonical else None, None),
-        description=pick("description", doc.description, feed.summary if feed else None),
-        sources=sources,
+        site_name=pick("site_name", signals.site_name[0][1] if signals.site_name else None,
+                       feed.feed_name if feed else None, signals.site_name[0][0]
+                       if signals.site_name else None),
+        language=pick("language", _language(signals, html), feed.language if feed else None),
+        canonical_url=pick("canonical_url", canonical if canonical and canonical != url else
+                           (canonical if _DECLARES_CANONICAL.search(html[:200_000]) else None),
+                           None),
+        description=pick("description", signals.description[0][1] if signals.description
+                         else None, feed.summary if feed else None),
+        sources=pick.sources,
+        page_signals=pick.signals,
     )

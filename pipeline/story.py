@@ -72,6 +72,10 @@ class Content(_Model):
     canonical_url: str | None = None
     description: str | None = None
     sources: dict[str, FieldSource] = Field(default_factory=dict)
+    # for fields taken from the page: which signal gave them ("jsonld", "og:title", "h1",
+    # "time", "htmldate", "trafilatura"...). Free text, so a new signal needs no schema change
+    # and an older stage in a rolling upgrade still reads the story.
+    page_signals: dict[str, str] = Field(default_factory=dict)
     extractor: str = "trafilatura"
 
 

@@ -92,3 +92,31 @@ def test_extract_files_and_urls_one_json_line_each(site: LocalSite, run: Invoke,
     assert lines[0]["sources"]["title"] == "page" and "foreign nationals" in lines[0]["text"]
     assert lines[1]["title"] == "Served page" and lines[1]["final_url"] == site.url("/a")
     assert lines[2]["error"] == f"no article text extracted from {site.url('/empty')}"
+
+
+def test_extract_reports_a_failing_page_and_goes_on(run: Invoke, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import ingest.extract
+
+    mis_declared = tmp_path / "base64.html"
+    mis_declared.write_bytes(article().replace('<meta charset="utf-8">', '<meta charset="base64">')
+                             .encode("utf-8"))
+    crashing = tmp_path / "crash.html"
+    crashing.write_text(article(title="Crashes the extractor"), encoding="utf-8")
+    good = tmp_path / "good.html"
+    good.write_text(article(), encoding="utf-8")
+    real = ingest.extract.extract_content
+
+    def flaky(html: str, url: str | None = None, feed: object = None) -> object:
+        if "Crashes the extractor" in html:
+            raise RuntimeError("parser bug")
+        return real(html, url)
+
+    monkeypatch.setattr(ingest.extract, "extract_content", flaky)
+    result = run("extract", str(mis_declared), str(crashing), str(good))
+    assert result.exit_code == 1
+    lines = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert [line["ok"] for line in lines] == [True, False, True]
+    assert lines[0]["charset"] != "base64" and "foreign nationals" in lines[0]["text"]
+    assert lines[1]["error_kind"] == "extraction_error" and "parser bug" in lines[1]["error"]
+    assert "1 of 3 page(s) could not be extracted" in result.stderr
