@@ -64,6 +64,8 @@ SUBSCRIPTION = "foreign-fighters"
 # Generous bounds, against hangs only (the machine may be loaded)
 FLOW_TIMEOUT_S = 240.0
 READY_TIMEOUT_S = 180.0
+# every group caught up and no new document for this long: the flow is over, complete or not
+QUIET_S = 20.0
 
 
 # --- the stories -----------------------------------------------------------------------
@@ -324,13 +326,20 @@ def group_lag(settings: Settings, stage: str) -> int | None:
 
 
 def wait_drained(settings: Settings, flow: Flow, pipeline: Pipeline) -> None:
-    """Every page released and indexed, every stage's group caught up with its input."""
+    """Every page released, every stage's group caught up with its input, and either every
+    page indexed or nothing indexed any more for a while (then the assertions say what is
+    missing)."""
     assert flow.started_at is not None
     release_end = flow.started_at + flow.release_span_s + 5
     deadline = time.monotonic() + FLOW_TIMEOUT_S
+    last, quiet_since = -1, time.monotonic()
     while time.monotonic() < deadline:
-        if time.monotonic() > release_end and indexed_ids(settings)[0] >= len(flow.pages) and all(
-            group_lag(settings, stage) == 0 for stage in GROUPS
+        count = indexed_ids(settings)[0]
+        if count != last:
+            last, quiet_since = count, time.monotonic()
+        over = count >= len(flow.pages) or time.monotonic() - quiet_since > QUIET_S
+        if over and time.monotonic() > release_end and all(
+            group_lag(settings, s) == 0 for s in GROUPS
         ):
             return
         time.sleep(1)
