@@ -66,6 +66,12 @@ logger = logging.getLogger(__name__)
 
 Processor = Callable[[Story], "Story | None"]
 
+# A rebalance ends within seconds; commits refused for this long mean this consumer is out of
+# its group for good (seen with kafka-python 3.0: after a rejoin the client never finished the
+# sync, kept fetching its old partitions and had every commit refused, for minutes, while the
+# broker had removed it). The stage exits and its supervisor starts it with a fresh consumer.
+COMMIT_STUCK_S = 120.0
+
 
 def unchanged(story: Story) -> Story:
     """The processor of stages whose work is all in the sink (indexer, alerter)."""
@@ -119,6 +125,10 @@ class KafkaTopicSink:
                     raise
                 failed.append((record, error))
         return failed
+
+
+class StuckInRebalance(KafkaError):
+    """Commits have been refused for ``COMMIT_STUCK_S``: the stage exits (nothing committed)."""
 
 
 class StopFlag:
@@ -179,6 +189,7 @@ class StageRunner:
         self.stop = stop or StopFlag()
         self.dlq_topic = settings.topic(DLQ)
         self._pool = ThreadPoolExecutor(concurrency) if concurrency > 1 else None
+        self._commits_refused_since: float | None = None
 
     # -- one record --------------------------------------------------------
     def _retrying(self, what: str, story: Story, record: ConsumerRecord) -> Retrying:
@@ -334,12 +345,21 @@ class StageRunner:
         try:
             if offsets:
                 self.consumer.commit(offsets)
+                self._commits_refused_since = None
         except (CommitFailedError, RebalanceInProgressError) as exc:
             # The partitions moved to another replica (scaling, a restart) while this
             # batch ran: its new owner redelivers the batch, and story ids make that
-            # harmless downstream. Not a reason to crash.
+            # harmless downstream. Not a reason to crash, unless it never ends.
             logger.warning("%s: commit skipped, group is rebalancing (%s); batch will be redelivered",
                            self.name, type(exc).__name__)
+            now = time.monotonic()
+            if self._commits_refused_since is None:
+                self._commits_refused_since = now
+            elif now - self._commits_refused_since >= COMMIT_STUCK_S:
+                raise StuckInRebalance(
+                    f"{self.name}: every commit refused for {now - self._commits_refused_since:.0f}s "
+                    "(out of the consumer group); exiting so that a fresh consumer rejoins"
+                ) from exc
         observe_lag(self.name, self.consumer)
         if undelivered:
             raise DeliveryError(f"{self.name}: undelivered outcomes, not committed: {describe(undelivered)}")
