@@ -121,11 +121,11 @@ def _capital_run(text: str, tokens: list[Token], i: int, taken: set[int]) -> int
     j = i
     end = i
     while j < len(tokens) and j not in taken:
-        word = text[tokens[j].start : tokens[j].end]
         joined = j > i and tokens[j - 1].end == tokens[j].start - 1 and text[tokens[j].start - 1] == "-"
         ordinal = j == i and _ORDINAL.fullmatch(tokens[j].norm) is not None
         # "Sheng-guang" and "46th Airmobile Brigade" are names too
-        if (_capitalised(word) and tokens[j].norm not in rules.not_names) or joined or ordinal:
+        # a token's first character is its word's (``_capitalised`` without slicing the word)
+        if (text[tokens[j].start].isupper() and tokens[j].norm not in rules.not_names) or joined or ordinal:
             j += 1
             end = j
         elif tokens[j].norm in rules.connectors and j > i and j + 1 < len(tokens):
@@ -143,7 +143,7 @@ def _rule_hits(text: str, tokens: list[Token], taken: set[int]) -> list[tuple[in
     found: list[tuple[int, int, Entry]] = []
     i = 0
     while i < len(tokens):
-        if i in taken or not _capitalised(text[tokens[i].start : tokens[i].end]):
+        if i in taken or not text[tokens[i].start].isupper():
             i += 1
             continue
         end = _capital_run(text, tokens, i, taken)
@@ -255,7 +255,7 @@ def _count_surnames(text: str, tokens: list[Token], hits: list[tuple[int, int, E
         return
     taken = {i for s, e, _ in hits for i in range(s, e)}
     for i, tok in enumerate(tokens):
-        if i in taken or not _capitalised(text[tok.start : tok.end]):
+        if i in taken or not text[tok.start].isupper():
             continue
         person = surnames.get(name_key(tok.norm))
         if person is not None and (i == 0 or i - 1 not in taken or tokens[i - 1].norm != tok.norm):

@@ -56,8 +56,14 @@ def normalise_word(word: str) -> str:
 
 def tokenize(text: str) -> list[Token]:
     """The words of ``text`` with their character spans."""
-    norm = normalise_word
-    return [Token(norm(m.group()), m.start(), m.end()) for m in _WORD.finditer(text)]
+    cached = _normalised
+    tokens = []
+    for match in _WORD.finditer(text):
+        word = match.group()
+        norm = cached.get(word)
+        start, end = match.span()
+        tokens.append(Token(normalise_word(word) if norm is None else norm, start, end))
+    return tokens
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
