@@ -73,18 +73,23 @@ def normalise(text: str) -> str:
 
 def content_hash(text: str) -> str | None:
     """32 hex digits identifying the normalised text; None for an empty text."""
-    norm = normalise(text)
-    if not norm:
-        return None
-    return hashlib.sha256(norm.encode("utf-8")).hexdigest()[:32]
+    return _digest(normalise(text))
+
+
+def _digest(norm: str) -> str | None:
+    return hashlib.sha256(norm.encode("utf-8")).hexdigest()[:32] if norm else None
 
 
 def shingles(text: str, size: int = SHINGLE) -> set[bytes]:
     """The distinct word ``size``-grams of the normalised text."""
-    words = normalise(text).split()
+    return _shingles(normalise(text), size)
+
+
+def _shingles(norm: str, size: int = SHINGLE) -> set[bytes]:
+    words = norm.split()
     if len(words) < size:
         return {" ".join(words).encode()} if words else set()
-    return {" ".join(words[i : i + size]).encode() for i in range(len(words) - size + 1)}
+    return {" ".join(gram).encode() for gram in zip(*(words[k:] for k in range(size)), strict=False)}
 
 
 def lsh_shape(num_perm: int) -> tuple[int, int]:
@@ -173,7 +178,10 @@ class NearDuplicateIndex:
 
     def minhash(self, text: str) -> np.ndarray | None:
         """The MinHash signature (uint32) of ``text``, or None when it is too short to compare."""
-        grams = shingles(text)
+        return self._minhash(normalise(text))
+
+    def _minhash(self, norm: str) -> np.ndarray | None:
+        grams = _shingles(norm)
         if len(grams) < MIN_SHINGLES:
             return None
         signature = MinHash(
@@ -212,8 +220,9 @@ class NearDuplicateIndex:
 
     def assign(self, story_id: str, text: str, at: float | None = None) -> Assignment:
         """The cluster of ``story_id``; a redelivered story keeps the cluster it had."""
-        digest = content_hash(text)
-        signature = self.minhash(text)
+        # the text is normalised once for both the hash and the shingles
+        norm = normalise(text)
+        digest, signature = _digest(norm), self._minhash(norm)
         now = self.clock() if at is None else at
         with self._lock:
             cutoff = self._expire()
@@ -244,8 +253,9 @@ class NearDuplicateIndex:
 
     def remember(self, story_id: str, cluster_id: str, text: str, at: float | None = None) -> None:
         """Record a story another process already clustered (warm-up, other replicas)."""
-        digest = content_hash(text)
-        signature = self.minhash(text)
+        # the text is normalised once for both the hash and the shingles
+        norm = normalise(text)
+        digest, signature = _digest(norm), self._minhash(norm)
         now = self.clock() if at is None else at
         with self._lock:
             cutoff = self._expire()

@@ -22,10 +22,11 @@ from pipeline.settings import Settings
 from pipeline.stage import KafkaTopicSink, run_stage
 from pipeline.story import Enrichment, Story
 from processors.dedup import NearDuplicateIndex
-from processors.entities import countries_of, extract_entities
+from processors.entities import countries_of, entities_of
 from processors.gazetteer import demonym_forms
 from processors.keyphrases import extract_keyphrases
 from processors.language import detect_language
+from processors.text import AnalysedText
 from processors.topics import TopicEngine
 
 logger = logging.getLogger(__name__)
@@ -73,14 +74,16 @@ class Enricher:
 
     def enrich_text(self, story_id: str, title: str, text: str, hint: str | None = None) -> Enrichment:
         """Every processor over one headline + body; the stage and the CLI both call this."""
-        full = f"{title}\n\n{text}" if title else text
+        # tokenised and split into sentences once, for entities and topics alike
+        with self._timed("analysis"):
+            analysed = AnalysedText.of(title, text)
         with self._timed("language"):
-            guess = detect_language(full, hint)
+            guess = detect_language(analysed.full, hint)
         with self._timed("entities"):
-            entities = extract_entities(full)
+            entities = entities_of(analysed)
             countries = countries_of(entities)
         with self._timed("topics"):
-            topics = self.topics.classify(title, text, guess.language)
+            topics = self.topics.classify(title, text, guess.language, analysed)
         with self._timed("keyphrases"):
             keyphrases = extract_keyphrases(title, text, language=guess.language)
         with self._timed("dedup"):

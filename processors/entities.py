@@ -20,8 +20,8 @@ from functools import lru_cache
 
 from pipeline.story import Entity
 from processors.gazetteer import Alias, Entry, aliases, entity_rules
-from processors.text import Token, tokenize
-from processors.topic_rules import PhraseMatcher
+from processors.text import AnalysedText, Token, tokenize
+from processors.topic_rules import Hit, PhraseMatcher
 
 _ORDINAL = re.compile(r"\d+(st|nd|rd|th)")
 
@@ -52,8 +52,22 @@ def _surface(text: str, tokens: list[Token], start: int, end: int) -> str:
     return text[tokens[start].start : tokens[end - 1].end]
 
 
+_name_keys: dict[str, str] = {}
+MAX_CACHED_NAMES = 100_000
+
+
 def name_key(name: str) -> str:
     """A spelling-tolerant key for a name: no accents, no doubled letters, -iy/-yy/-yi -> -y."""
+    key = _name_keys.get(name)
+    if key is None:
+        key = _name_key(name)
+        if len(_name_keys) >= MAX_CACHED_NAMES:
+            _name_keys.clear()
+        _name_keys[name] = key
+    return key
+
+
+def _name_key(name: str) -> str:
     plain = unicodedata.normalize("NFKD", name.casefold())
     plain = "".join(c for c in plain if c.isalnum() or c == " ")
     out = []
@@ -66,10 +80,21 @@ def name_key(name: str) -> str:
     return " ".join(out)
 
 
-def _gazetteer_hits(text: str, tokens: list[Token]) -> list[tuple[int, int, Entry]]:
+def gazetteer_matches(analysed: AnalysedText) -> list[Hit]:
+    """The gazetteer's raw matches in ``analysed.full_tokens``, found once per story (entities
+    and the topic rules' country counts both read them)."""
+    found = analysed.cache.get("gazetteer")
+    if found is None:
+        found = analysed.cache["gazetteer"] = _matcher()[0].find(analysed.full_tokens)
+    return found  # type: ignore[return-value]
+
+
+def _gazetteer_hits(text: str, tokens: list[Token],
+                    raw: list[Hit] | None = None) -> list[tuple[int, int, Entry]]:
+    """Accepted gazetteer names of ``tokens``; ``raw`` = the matcher's hits, if already found."""
     matcher, table = _matcher()
     accepted = []
-    for hit in matcher.find(tokens):
+    for hit in matcher.find(tokens) if raw is None else raw:
         alias = table[int(hit.key)]
         words = [text[tokens[i].start : tokens[i].end] for i in range(hit.start, hit.end)]
         if alias.acronym:
@@ -96,11 +121,11 @@ def _capital_run(text: str, tokens: list[Token], i: int, taken: set[int]) -> int
     j = i
     end = i
     while j < len(tokens) and j not in taken:
-        word = text[tokens[j].start : tokens[j].end]
         joined = j > i and tokens[j - 1].end == tokens[j].start - 1 and text[tokens[j].start - 1] == "-"
         ordinal = j == i and _ORDINAL.fullmatch(tokens[j].norm) is not None
         # "Sheng-guang" and "46th Airmobile Brigade" are names too
-        if (_capitalised(word) and tokens[j].norm not in rules.not_names) or joined or ordinal:
+        # a token's first character is its word's (``_capitalised`` without slicing the word)
+        if (text[tokens[j].start].isupper() and tokens[j].norm not in rules.not_names) or joined or ordinal:
             j += 1
             end = j
         elif tokens[j].norm in rules.connectors and j > i and j + 1 < len(tokens):
@@ -118,7 +143,7 @@ def _rule_hits(text: str, tokens: list[Token], taken: set[int]) -> list[tuple[in
     found: list[tuple[int, int, Entry]] = []
     i = 0
     while i < len(tokens):
-        if i in taken or not _capitalised(text[tokens[i].start : tokens[i].end]):
+        if i in taken or not text[tokens[i].start].isupper():
             i += 1
             continue
         end = _capital_run(text, tokens, i, taken)
@@ -139,9 +164,21 @@ def _rule_hits(text: str, tokens: list[Token], taken: set[int]) -> list[tuple[in
     return found
 
 
+@lru_cache(maxsize=1)
+def _titles_by_word() -> tuple[dict[str, list[tuple[str, ...]]], dict[str, list[tuple[str, ...]]]]:
+    """The person titles by their first word and by their last, longest first as in the rules."""
+    first: dict[str, list[tuple[str, ...]]] = {}
+    last: dict[str, list[tuple[str, ...]]] = {}
+    for title in entity_rules().person_titles:
+        if title:
+            first.setdefault(title[0], []).append(title)
+            last.setdefault(title[-1], []).append(title)
+    return first, last
+
+
 def _title_length(norms: list[str]) -> int:
     """How many leading words of a capitalised run are a title ("Lt Col", "President")."""
-    for title in entity_rules().person_titles:
+    for title in _titles_by_word()[0].get(norms[0], ()) if norms else ():
         if len(norms) > len(title) and tuple(norms[: len(title)]) == title:
             return len(title)
     return 0
@@ -150,7 +187,7 @@ def _title_length(norms: list[str]) -> int:
 def _person_context(text: str, tokens: list[Token], start: int, end: int) -> bool:
     rules = entity_rules()
     before = [t.norm for t in tokens[max(0, start - 3) : start]]
-    for title in rules.person_titles:
+    for title in _titles_by_word()[1].get(before[-1], ()) if before else ():
         if len(before) >= len(title) and tuple(before[-len(title) :]) == title:
             return True
     after = tokens[end].norm if end < len(tokens) else ""
@@ -165,8 +202,16 @@ def _person_context(text: str, tokens: list[Token], start: int, end: int) -> boo
 
 def extract_entities(text: str) -> list[Entity]:
     """People, organisations, places and nationalities of ``text``, merged and counted."""
-    tokens = tokenize(text)
-    hits = _gazetteer_hits(text, tokens)
+    return _entities(text, tokenize(text), None)
+
+
+def entities_of(analysed: AnalysedText) -> list[Entity]:
+    """``extract_entities(analysed.full)``, from the story's shared tokens."""
+    return _entities(analysed.full, analysed.full_tokens, gazetteer_matches(analysed))
+
+
+def _entities(text: str, tokens: list[Token], raw: list[Hit] | None) -> list[Entity]:
+    hits = _gazetteer_hits(text, tokens, raw)
     taken = {i for s, e, _ in hits for i in range(s, e)}
     hits += _rule_hits(text, tokens, taken)
     hits.sort(key=lambda h: h[0])
@@ -210,7 +255,7 @@ def _count_surnames(text: str, tokens: list[Token], hits: list[tuple[int, int, E
         return
     taken = {i for s, e, _ in hits for i in range(s, e)}
     for i, tok in enumerate(tokens):
-        if i in taken or not _capitalised(text[tok.start : tok.end]):
+        if i in taken or not text[tok.start].isupper():
             continue
         person = surnames.get(name_key(tok.norm))
         if person is not None and (i == 0 or i - 1 not in taken or tokens[i - 1].norm != tok.norm):

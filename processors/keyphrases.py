@@ -32,8 +32,7 @@ def _stopwords() -> frozenset[str]:
 def _candidates(text: str, stop: frozenset[str]) -> list[tuple[str, ...]]:
     phrases: list[tuple[str, ...]] = []
     current: list[str] = []
-    for match in _CHUNK.finditer(text):
-        piece = match.group()
+    for piece in _CHUNK.findall(text):
         word = normalise_word(piece)
         breaks = not piece[0].isalpha() or word in stop or len(word) < 3
         if breaks:

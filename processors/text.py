@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import cached_property
 
 # A word, with an optional possessive "'s" kept inside the span (so "Ukraine's
 # army" is two tokens, not three) but dropped from the normalised form.
@@ -35,17 +36,34 @@ class Token:
     end: int
 
 
+# News vocabulary repeats, so each distinct surface form is normalised once (bounded memory).
+MAX_CACHED_WORDS = 200_000
+_normalised: dict[str, str] = {}
+
+
 def normalise_word(word: str) -> str:
     """Casefold and drop a possessive, the form every matcher compares."""
-    word = unicodedata.normalize("NFC", word).casefold()
-    if word.endswith(("'s", "\u2019s")):
-        word = word[:-2]
-    return word
+    norm = _normalised.get(word)
+    if norm is None:
+        norm = unicodedata.normalize("NFC", word).casefold()
+        if norm.endswith(("'s", "\u2019s")):
+            norm = norm[:-2]
+        if len(_normalised) >= MAX_CACHED_WORDS:
+            _normalised.clear()
+        _normalised[word] = norm
+    return norm
 
 
 def tokenize(text: str) -> list[Token]:
     """The words of ``text`` with their character spans."""
-    return [Token(normalise_word(m.group()), m.start(), m.end()) for m in _WORD.finditer(text)]
+    cached = _normalised
+    tokens = []
+    for match in _WORD.finditer(text):
+        word = match.group()
+        norm = cached.get(word)
+        start, end = match.span()
+        tokens.append(Token(normalise_word(word) if norm is None else norm, start, end))
+    return tokens
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -75,3 +93,46 @@ def snippet(text: str, start: int, end: int, limit: int = 320) -> str:
     if len(piece) <= limit:
         return piece
     return piece[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+@dataclass(frozen=True)
+class AnalysedText:
+    """A story's headline and body, tokenised and split into sentences once for every processor.
+
+    ``full`` is what entities and language read (headline, blank line, body); its tokens are the
+    headline's followed by the body's, shifted: a word cannot span the blank line, so they are
+    exactly ``tokenize(full)``. Processors may keep per-story results here (``cache``).
+    """
+
+    title: str
+    text: str
+    title_tokens: list[Token]
+    text_tokens: list[Token]
+    title_sentences: list[tuple[int, int]]
+    text_sentences: list[tuple[int, int]]
+
+    @classmethod
+    def of(cls, title: str | None, text: str) -> AnalysedText:
+        title = title or ""
+        return cls(title, text, tokenize(title) if title else [], tokenize(text),
+                   sentence_spans(title) if title else [], sentence_spans(text))
+
+    @cached_property
+    def full(self) -> str:
+        return f"{self.title}\n\n{self.text}" if self.title else self.text
+
+    @property
+    def body_offset(self) -> int:
+        """Where the body starts in ``full``."""
+        return len(self.title) + 2 if self.title else 0
+
+    @cached_property
+    def full_tokens(self) -> list[Token]:
+        if not self.title:
+            return self.text_tokens
+        shift = self.body_offset
+        return self.title_tokens + [Token(t.norm, t.start + shift, t.end + shift) for t in self.text_tokens]
+
+    @cached_property
+    def cache(self) -> dict[str, object]:
+        return {}

@@ -145,37 +145,138 @@ class PhraseMatcher:
             elif isinstance(first, WordTest):
                 self._exact.setdefault(first.text, []).append((keys, pattern))
         # News vocabulary repeats: the patterns a word can start are worked out once per word.
-        self._starts: dict[str, list[tuple[tuple[str, ...], Pattern]]] = {}
+        self._starts: dict[str, _Starts | None] = {}
 
-    def _candidates(self, word: str) -> list[tuple[tuple[str, ...], Pattern]]:
-        found = self._starts.get(word)
-        if found is None:
-            # a dict: a word can start one set pattern both as a word and through a prefix
-            unique = dict((pattern, keys) for keys, pattern in self._exact.get(word, ()))
-            for length in (1, 2, 3):
-                if len(word) >= length:
-                    unique.update((pattern, keys) for first, keys, pattern in
-                                  self._prefix.get(word[:length], ()) if first.ok(word))
-            found = [(keys, pattern) for pattern, keys in unique.items()]
-            if len(self._starts) >= MAX_CACHED_WORDS:
-                self._starts.clear()
-            self._starts[word] = found
+    def _candidates(self, word: str) -> _Starts | None:
+        """The patterns ``word`` can start (None: none), worked out once per word."""
+        if word in self._starts:
+            return self._starts[word]
+        # a dict: a word can start one set pattern both as a word and through a prefix
+        unique = dict((pattern, keys) for keys, pattern in self._exact.get(word, ()))
+        for length in (1, 2, 3):
+            if len(word) >= length:
+                unique.update((pattern, keys) for first, keys, pattern in
+                              self._prefix.get(word[:length], ()) if first.ok(word))
+        found = _Starts.of([(keys, pattern) for pattern, keys in unique.items()]) if unique else None
+        if len(self._starts) >= MAX_CACHED_WORDS:
+            self._starts.clear()
+        self._starts[word] = found
         return found
 
     def find(self, tokens: list[Token]) -> list[Hit]:
         hits: list[Hit] = []
         seen: set[tuple[str, int, int]] = set()
+        starts = self._starts
         for i, tok in enumerate(tokens):
-            for keys, pattern in self._candidates(tok.norm):
-                # the first word is already known to match
-                end = _match_end(pattern, tokens, 1, i + 1)
-                if end is None:
-                    continue
-                for key in keys:
-                    if (key, i, end) not in seen:
-                        seen.add((key, i, end))
-                        hits.append(Hit(key, i, end))
+            found = starts[tok.norm] if tok.norm in starts else self._candidates(tok.norm)
+            if found is not None:
+                _hits_at(found, tokens, i, hits, seen)
         return hits
+
+
+class MatcherSet:
+    """Several matchers run over the same tokens in one pass: ``find`` gives each matcher's hits,
+    exactly what its own ``find`` gives, with one look-up per token for all of them (most
+    words of a story start no pattern of any matcher)."""
+
+    def __init__(self, matchers: Iterable[PhraseMatcher]) -> None:
+        self.matchers = list(matchers)
+        self._starts: dict[str, tuple[tuple[int, _Starts], ...]] = {}
+
+    def find(self, tokens: list[Token]) -> list[list[Hit]]:
+        hits: list[list[Hit]] = [[] for _ in self.matchers]
+        seen: list[set[tuple[str, int, int]]] = [set() for _ in self.matchers]
+        starts = self._starts
+        for i, tok in enumerate(tokens):
+            entry = starts.get(tok.norm)
+            if entry is None:
+                entry = tuple((m, found) for m, matcher in enumerate(self.matchers)
+                              if (found := matcher._candidates(tok.norm)) is not None)
+                if len(starts) >= MAX_CACHED_WORDS:
+                    starts.clear()
+                starts[tok.norm] = entry
+            for m, found in entry:
+                _hits_at(found, tokens, i, hits[m], seen[m])
+        return hits
+
+
+# a candidate pattern: its order among the word's candidates, its keys, the pattern, its kind
+_Candidate = tuple[int, tuple[str, ...], Pattern, int]
+
+
+@dataclass(frozen=True, slots=True)
+class _Starts:
+    """The patterns one word can start, numbered in the order hits are reported. Those whose
+    second word is fixed (a word, or a set of words without prefixes) are filed under it, so
+    only the ones the next token can continue are tried."""
+
+    others: tuple[_Candidate, ...]
+    by_second: dict[str, tuple[_Candidate, ...]]
+
+    @classmethod
+    def of(cls, patterns: list[tuple[tuple[str, ...], Pattern]]) -> _Starts:
+        others: list[_Candidate] = []
+        by_second: dict[str, list[_Candidate]] = {}
+        for order, (keys, pattern) in enumerate(patterns):
+            candidate = (order, keys, pattern, _kind(pattern))
+            second = pattern[1] if len(pattern) > 1 else None
+            if isinstance(second, WordTest) and not second.prefix:
+                by_second.setdefault(second.text, []).append(candidate)
+            elif isinstance(second, WordSet) and not second.prefixes:
+                for word in second.exact:
+                    by_second.setdefault(word, []).append(candidate)
+            else:
+                others.append(candidate)
+        return cls(tuple(others), {w: tuple(c) for w, c in by_second.items()})
+
+
+def _end(pattern: Pattern, kind: int, tokens: list[Token], i: int, k: int) -> int | None:
+    """End of the occurrence of ``pattern`` at ``tokens[i]``, its first ``k`` words known to match."""
+    if kind == 1:
+        return i + 1
+    if kind == 2:
+        end = i + len(pattern)
+        if end > len(tokens):
+            return None
+        for j in range(k, len(pattern)):
+            if not pattern[j].ok(tokens[i + j].norm):  # type: ignore[union-attr]
+                return None
+        return end
+    return _match_end(pattern, tokens, k, i + k)
+
+
+def _hits_at(found: _Starts, tokens: list[Token], i: int,
+             hits: list[Hit], seen: set[tuple[str, int, int]]) -> None:
+    """Append the occurrences of the patterns ``tokens[i]`` can start, in their order."""
+    pending: list[tuple[int, tuple[str, ...], int]] = []
+    for order, keys, pattern, kind in found.others:
+        # the first word is already known to match
+        end = _end(pattern, kind, tokens, i, 1)
+        if end is not None:
+            pending.append((order, keys, end))
+    if found.by_second and i + 1 < len(tokens):
+        group = found.by_second.get(tokens[i + 1].norm)
+        if group:
+            for order, keys, pattern, kind in group:
+                end = _end(pattern, kind, tokens, i, 2)  # the second word is the one filed under
+                if end is not None:
+                    pending.append((order, keys, end))
+            pending.sort(key=_first)
+    for _, keys, end in pending:
+        for key in keys:
+            if (key, i, end) not in seen:
+                seen.add((key, i, end))
+                hits.append(Hit(key, i, end))
+
+
+def _first(item: tuple[int, tuple[str, ...], int]) -> int:
+    return item[0]
+
+
+def _kind(pattern: Pattern) -> int:
+    if len(pattern) == 1:
+        return 1
+    return 0 if any(isinstance(test, Gap) for test in pattern) else 2
 
 
 @dataclass

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.story import Evidence, TopicTag
-from processors.text import Token, sentence_spans, snippet, tokenize
+from processors.text import AnalysedText, Token, sentence_spans, snippet, tokenize
 from processors.topic_check import CompiledCheck, Passage, Verdict, trigger_passages
-from processors.topic_rules import Group, Hit, PhraseMatcher, TopicDefinition, load_topics
+from processors.topic_rules import Group, Hit, MatcherSet, PhraseMatcher, TopicDefinition, load_topics
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +43,28 @@ class Segment:
     sentences: list[tuple[int, int]]
     _starts: list[int]
     _countries: list[frozenset[str]] | None = None
+    # the story's shared analysis (the gazetteer's matches are found once, in its full text)
+    # and where this segment's tokens start in its full tokens
+    analysed: AnalysedText | None = None
+    token_offset: int = 0
+    # every topic's matcher hits in this segment, found in one pass (TopicEngine._hits)
+    hits: list[list[Hit]] | None = None
 
     @classmethod
     def of(cls, field: str, text: str) -> Segment:
         sentences = sentence_spans(text)
         return cls(field, text, tokenize(text), sentences, [s for s, _ in sentences])
+
+    @classmethod
+    def of_analysed(cls, field: str, analysed: AnalysedText) -> Segment:
+        if field == "title":
+            text, tokens, sentences, offset = (analysed.title, analysed.title_tokens,
+                                               analysed.title_sentences, 0)
+        else:
+            text, tokens, sentences, offset = (analysed.text, analysed.text_tokens,
+                                               analysed.text_sentences, len(analysed.title_tokens))
+        return cls(field, text, tokens, sentences, [s for s, _ in sentences],
+                   analysed=analysed, token_offset=offset)
 
     def sentence_of(self, token_index: int) -> int:
         pos = self.tokens[token_index].start
@@ -57,10 +74,16 @@ class Segment:
         """ISO codes of the countries a sentence names (places, nationalities, institutions)."""
         if self._countries is None:
             # the entity gazetteer, imported here: only groups with min_countries need it
-            from processors.entities import _gazetteer_hits
+            from processors.entities import _gazetteer_hits, gazetteer_matches
 
+            raw = None
+            if self.analysed is not None:
+                # the story's matches that lie inside this segment are the segment's own
+                low, high = self.token_offset, self.token_offset + len(self.tokens)
+                raw = [Hit(h.key, h.start - low, h.end - low)
+                       for h in gazetteer_matches(self.analysed) if low <= h.start and h.end <= high]
             found: list[set[str]] = [set() for _ in self.sentences]
-            for start, _, entry in _gazetteer_hits(self.text, self.tokens):
+            for start, _, entry in _gazetteer_hits(self.text, self.tokens, raw):
                 if entry.country:
                     found[self.sentence_of(start)].add(entry.country)
             self._countries = [frozenset(f) for f in found]
@@ -91,8 +114,10 @@ class _CompiledTopic:
         self.negative = {f"t:{term}" for term, (weight, _) in topic.terms.items() if weight < 0}
         self.supporting = {g.name for g in topic.groups if g.supporting}
 
-    def occurrences(self, segment: Segment) -> list[_Occurrence]:
-        hits = self.matcher.find(segment.tokens)
+    def occurrences(self, segment: Segment, hits: list[Hit] | None = None) -> list[_Occurrence]:
+        """The rules' occurrences in ``segment``; ``hits`` = this topic's matcher hits, if found."""
+        if hits is None:
+            hits = self.matcher.find(segment.tokens)
         masked = {i for h in hits if h.key == "x" for i in range(h.start, h.end)}
         # exclusions take words away from positive rules only: "battle forest fires" stops
         # "battle" counting as fighting, while "forest fires" still counts against the topic
@@ -176,6 +201,8 @@ class TopicEngine:
 
     def __init__(self, topics: list[TopicDefinition], embed: Embed | None = None) -> None:
         self.topics = [_CompiledTopic(t, embed or _lazy_model_embed) for t in topics]
+        self._index = {id(c): i for i, c in enumerate(self.topics)}
+        self._matchers = MatcherSet(c.matcher for c in self.topics)
 
     @classmethod
     def from_directory(cls, directory: Path, demonyms: Mapping[str, str]) -> TopicEngine:
@@ -198,9 +225,11 @@ class TopicEngine:
     def definition(self, name: str) -> TopicDefinition:
         return next(c.topic for c in self.topics if c.topic.name == name)
 
-    def classify(self, title: str | None, text: str, language: str | None = None) -> list[TopicTag]:
-        """The topics ``title`` + ``text`` are about, best first, with evidence."""
-        segments = _segments(title, text)
+    def classify(self, title: str | None, text: str, language: str | None = None,
+                 analysed: AnalysedText | None = None) -> list[TopicTag]:
+        """The topics ``title`` + ``text`` are about, best first, with evidence; ``analysed`` is
+        the story's shared analysis of the same ``title`` and ``text``, when there is one."""
+        segments = _segments(title, text, analysed)
         tags = []
         for compiled in self.topics:
             tag = self._tag(compiled, segments, language)
@@ -209,9 +238,10 @@ class TopicEngine:
         tags.sort(key=lambda t: -t.score)
         return tags
 
-    def candidates(self, title: str | None, text: str, language: str | None = None) -> list[Candidate]:
+    def candidates(self, title: str | None, text: str, language: str | None = None,
+                   analysed: AnalysedText | None = None) -> list[Candidate]:
         """Every topic's first-pass candidate (for calibration and evaluation), checked or not."""
-        segments = _segments(title, text)
+        segments = _segments(title, text, analysed)
         found = []
         for compiled in self.topics:
             if compiled.check is not None:
@@ -278,6 +308,12 @@ class TopicEngine:
         return TopicTag(name=topic.name, score=round(total / topic.threshold, 3),
                         evidence=_evidence(counted))
 
+    def _hits(self, segment: Segment) -> list[list[Hit]]:
+        """Every topic's matcher hits in ``segment``, found in one pass and kept on it."""
+        if segment.hits is None:
+            segment.hits = self._matchers.find(segment.tokens)
+        return segment.hits
+
     def _raw(
         self, compiled: _CompiledTopic, segments: list[Segment]
     ) -> tuple[float, list[tuple[_Occurrence, float]]]:
@@ -285,7 +321,7 @@ class TopicEngine:
         per_rule: dict[str, list[tuple[_Occurrence, float]]] = defaultdict(list)
         for segment in segments:
             factor = topic.title_weight if segment.field == "title" else 1.0
-            for occ in compiled.occurrences(segment):
+            for occ in compiled.occurrences(segment, self._hits(segment)[self._index[id(compiled)]]):
                 per_rule[occ.rule].append((occ, occ.weight * factor))
         counted: list[tuple[_Occurrence, float]] = []
         for items in per_rule.values():
@@ -299,7 +335,11 @@ class TopicEngine:
         return sum(v for _, v in counted), counted
 
 
-def _segments(title: str | None, text: str) -> list[Segment]:
+def _segments(title: str | None, text: str, analysed: AnalysedText | None = None) -> list[Segment]:
+    if analysed is not None:
+        assert analysed.title == (title or "") and analysed.text == text
+        return ([Segment.of_analysed("title", analysed)] if title else []) + [
+            Segment.of_analysed("text", analysed)]
     segments = [Segment.of("title", title)] if title else []
     segments.append(Segment.of("text", text))
     return segments
