@@ -169,7 +169,7 @@ def test_a_full_waiting_room_pauses_the_partitions_and_still_fetches_each_entry_
     assert sorted(r.path for r in hits) == sorted(f"/slow/{i}" for i in range(12))
     assert_stayed_in_group(runner, started)
     assert_spaced(hits, 1.0)
-    # every offset committed: not asserted at max_poll_interval_ms=4000 (see the test above)
+    # every offset committed: not asserted at the shrunk poll interval (see the test above)
 
 
 def test_a_restart_fetches_nothing_again_that_was_done_behind_a_waiting_entry(
