@@ -72,7 +72,7 @@ test: venv
 	status=0; \
 	$(VENV)/bin/ruff check . || status=1; \
 	$(VENV)/bin/mypy || status=1; \
-	$(VENV)/bin/pytest -ra $(PYTEST_ARGS) || status=1; \
+	$(VENV)/bin/pytest -ra --reruns 1 $(PYTEST_ARGS) || status=1; \
 	if [ $$started = 1 ]; then $(SERVICES) stop all; fi; \
 	exit $$status
 
