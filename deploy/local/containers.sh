@@ -153,13 +153,17 @@ smoke() {
 }
 
 # ---------------------------------------------------------------------------
-service_pid() {
+# live_pid FILE MARKER: the pid in FILE, if that process is alive and its command line
+# contains MARKER (a pid file left by a dead process may name someone else's process)
+live_pid() {
   local p
-  [[ -f $SERVICE_PID ]] || return 1
-  p=$(<"$SERVICE_PID")
-  kill -0 "$p" 2>/dev/null && tr '\0' ' ' <"/proc/$p/cmdline" | grep -qF "system service" || return 1
+  [[ -f $1 ]] || return 1
+  p=$(<"$1")
+  kill -0 "$p" 2>/dev/null && tr '\0' ' ' <"/proc/$p/cmdline" | grep -qF "$2" || return 1
   printf '%s\n' "$p"
 }
+
+service_pid() { live_pid "$SERVICE_PID" "system service"; }
 
 # podman 4.3 schedules health checks with systemd timers ("unable to get systemd connection
 # to start healthchecks"); without systemd they never run and every container stays
@@ -178,13 +182,7 @@ health_loop() {
   done
 }
 
-health_pid() {
-  local p
-  [[ -f $HEALTH_PID ]] || return 1
-  p=$(<"$HEALTH_PID")
-  kill -0 "$p" 2>/dev/null && tr '\0' ' ' <"/proc/$p/cmdline" | grep -qF "containers.sh health-loop" || return 1
-  printf '%s\n' "$p"
-}
+health_pid() { live_pid "$HEALTH_PID" "containers.sh health-loop"; }
 
 stop_pid() {
   # stop_pid NAME PID: SIGTERM, wait up to 30 s, SIGKILL
