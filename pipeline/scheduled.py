@@ -53,7 +53,7 @@ from pipeline.kafka_io import wait_for_topics
 from pipeline.metrics import MESSAGES, STAGE_SECONDS
 from pipeline.retry import STAGE, header, retry_topics
 from pipeline.settings import Settings
-from pipeline.stage import Outcome, Sink, StageRunner, StopFlag
+from pipeline.stage import Outcome, Sink, StageRunner, run_stage
 from pipeline.story import Story
 
 logger = logging.getLogger(__name__)
@@ -423,15 +423,6 @@ def run_scheduled_stage(
     idle_exit_after: int | None = None,
 ) -> None:
     """``run_stage`` with per-slot scheduling (the fetcher's entry point)."""
-    from pipeline.kafka_io import make_consumer, make_producer
-
-    stop = StopFlag()
-    stop.install()
-    producer = make_producer(settings)
-    consumer = make_consumer(settings, f"newswatch-{name}")
-    runner = HostScheduledRunner(
-        name, process, settings.topic(source_topic), sink_factory(producer),
-        settings=settings, consumer=consumer, producer=producer, concurrency=concurrency,
-        stop=stop, slot_of=slot_of, ready_at=ready_at, max_buffered=settings.fetch_max_waiting,
-    )
-    runner.run(idle_exit_after=idle_exit_after)
+    run_stage(name, process, source_topic, sink_factory, settings, concurrency=concurrency,
+              idle_exit_after=idle_exit_after, runner_class=HostScheduledRunner,
+              slot_of=slot_of, ready_at=ready_at, max_buffered=settings.fetch_max_waiting)

@@ -434,17 +434,22 @@ def run_stage(
     *,
     concurrency: int = 1,
     idle_exit_after: int | None = None,
+    runner_class: type[StageRunner] | None = None,
+    **runner_options: Any,
 ) -> None:
-    """Run one stage until SIGTERM/SIGINT: the entry point of ``newswatch run``."""
+    """Run one stage until SIGTERM/SIGINT: the entry point of ``newswatch run``.
+
+    ``runner_class`` (default ``StageRunner``) and ``runner_options`` let a stage run under
+    a subclass with the same Kafka set-up (the fetcher's ``HostScheduledRunner``)."""
     from pipeline.kafka_io import make_consumer, make_producer
 
     stop = StopFlag()
     stop.install()
     producer = make_producer(settings)
     consumer = make_consumer(settings, f"newswatch-{name}")
-    runner = StageRunner(
+    runner = (runner_class or StageRunner)(
         name, process, settings.topic(source_topic), sink_factory(producer),
         settings=settings, consumer=consumer, producer=producer,
-        concurrency=concurrency, stop=stop,
+        concurrency=concurrency, stop=stop, **runner_options,
     )
     runner.run(idle_exit_after=idle_exit_after)
