@@ -81,6 +81,11 @@ TOPIC_NAMES = ("foreign-fighters", "drone-and-missile-strikes", "private-militar
                "sanctions-evasion")
 
 
+# Round 2's measure: records collected after the round-2 check was frozen, by people who had
+# not seen the rules; no tuning script reads them (bench/topics/calibrate.py asserts it).
+HELD_OUT = "held-out"
+
+
 def split_of(source: str) -> str:
     """"dev" or "test", from a hash of the record's source (half each, fixed forever)."""
     digest = hashlib.sha256(source.encode("utf-8")).digest()
@@ -95,18 +100,21 @@ class RealStory:
     text: str
     labels: dict[str, int]
     kind: str  # positive | hard-negative | general (the shared corpora are "general")
+    held_out: bool = False  # from held-out/: collected after the round-2 freeze
 
     @property
     def split(self) -> str:
-        return split_of(self.source)
+        return "held-out" if self.held_out else split_of(self.source)
 
 
 def load_real(directory: Path, corpora_dir: Path | None) -> list[RealStory]:
-    """Every record of ``directory``'s ``*.jsonl``; corpus records need ``corpora_dir``
+    """Every record of ``directory``'s ``*.jsonl`` (split by ``split_of``) and of
+    ``directory/held-out/*.jsonl`` (split "held-out"); corpus records need ``corpora_dir``
     (``../shared/corpora``) and are left out when it is None."""
     bodies: dict[str, dict[str, Any]] = {}
     stories: list[RealStory] = []
-    for path in sorted(directory.glob("*.jsonl")):
+    files = sorted(directory.glob("*.jsonl")) + sorted(directory.glob(f"{HELD_OUT}/*.jsonl"))
+    for path in files:
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
                 continue
@@ -130,7 +138,8 @@ def load_real(directory: Path, corpora_dir: Path | None) -> list[RealStory]:
             else:
                 title, text = str(record.get("title") or ""), str(record["text"])
                 language, kind = str(record.get("language") or "en"), str(record.get("kind") or "")
-            stories.append(RealStory(source, language, title, text, labels, kind))
+            stories.append(RealStory(source, language, title, text, labels, kind,
+                                     held_out=path.parent.name == HELD_OUT))
     return stories
 
 

@@ -6,10 +6,14 @@ the rules (or, in languages the rules are not written for, a short list of
 trigger stems) only *propose* a story, and the sentences that made it a
 candidate are then compared, by a multilingual sentence-embedding model
 (``processors.sentence_model``), with what an on-topic passage says (``about``)
-and with its look-alikes (``not_about``). A logistic calibration fitted on the
-development split (``bench/topics/calibrate.py``) turns the rule score and the
-similarities into a probability, and that probability is the tag's score:
-0.8 means that about 80 % of the development stories scored so were on topic.
+and with its look-alikes (``not_about``). A topic may also carry a ``probe``: a
+linear direction in the model's space, fitted on labelled real passages (the
+descriptions are a dozen sentences somebody wrote; the probe has seen a few
+hundred real ones, including the look-alikes the descriptions never named). A
+logistic calibration fitted on the tuning split (``bench/topics/calibrate.py``)
+turns the rule score, the similarities and the probe into a probability, and
+that probability is the tag's score: 0.8 means that about 80 % of the tuning
+stories scored so were on topic.
 
 Only candidates reach the model, a few per cent of general news, so the cost
 stays small; the evidence shown is the passages that decided, best first.
@@ -24,14 +28,17 @@ check:
   not_about: [A film about a band of mercenaries, ...]
   triggers:                   # candidate stems where the rules do not apply (story language)
     ru: [наемник, наёмник, иностранн]
-  calibration:                # written by bench/topics/calibrate.py from the dev split
-    rules: {bias: -6.0, rule: 0.5, about: 4.0, margin: 9.0}
-    triggers: {bias: -7.0, rule: 0.0, about: 5.0, margin: 9.0}
+  probe: {bias: -1.2, weights: <base64>}   # optional, written by bench/topics/calibrate.py
+  calibration:                # written by bench/topics/calibrate.py from the tuning split
+    rules: {bias: -6.0, rule: 0.5, about: 4.0, margin: 9.0, probe: 0.8}
+    triggers: {bias: -7.0, rule: 0.0, about: 5.0, margin: 9.0, probe: 0.6}
 ```
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -45,6 +52,38 @@ from processors.text import normalise_word
 # so a run-on "sentence" of a whole paragraph would dilute the one clause that matters
 MAX_PASSAGE_CHARS = 600
 PATHS = ("rules", "triggers")
+# a probe's logit is clipped: one odd passage far out along the direction must not
+# outweigh the rules and the similarities on its own
+PROBE_CLIP = 8.0
+
+Features = tuple[float, float, float, float]  # rule, about, margin, probe
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A logistic direction over sentence vectors: ``bias + weights @ vector`` per passage."""
+
+    bias: float
+    weights: np.ndarray
+
+    def logits(self, vectors: np.ndarray) -> np.ndarray:
+        return np.clip(vectors @ self.weights + self.bias, -PROBE_CLIP, PROBE_CLIP)
+
+    def encoded(self) -> str:
+        """The weights as base64 float32 (little-endian), as the topic file stores them."""
+        return base64.b64encode(self.weights.astype("<f4").tobytes()).decode("ascii")
+
+    @classmethod
+    def parse(cls, data: Any) -> Probe:
+        if not isinstance(data, dict) or set(data) != {"bias", "weights"}:
+            raise ValueError("check: probe needs exactly 'bias' and 'weights'")
+        try:
+            raw = base64.b64decode(str(data["weights"]), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("check: probe weights are not base64") from None
+        if not raw or len(raw) % 4:
+            raise ValueError("check: probe weights are not a float32 vector")
+        return cls(float(data["bias"]), np.frombuffer(raw, dtype="<f4").astype(np.float64))
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +94,12 @@ class Calibration:
     rule: float
     about: float
     margin: float
+    probe: float = 0.0  # 0 for a topic without a probe
 
-    def probability(self, feats: tuple[float, float, float]) -> float:
-        rule, about, margin = feats
-        z = self.bias + self.rule * rule + self.about * about + self.margin * margin
+    def probability(self, feats: Features) -> float:
+        rule, about, margin, probe = feats
+        z = (self.bias + self.rule * rule + self.about * about + self.margin * margin
+             + self.probe * probe)
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
 
@@ -72,6 +113,7 @@ class MeaningCheck:
     alert_score: float = 0.8
     triggers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     calibration: Mapping[str, Calibration] = field(default_factory=dict)
+    probe: Probe | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +128,24 @@ class Passage:
 @dataclass(frozen=True, slots=True)
 class Verdict:
     probability: float
-    features: tuple[float, float, float]
-    ranked: list[tuple[Passage, float]]  # passages with their margin, best first
+    features: Features
+    ranked: list[tuple[Passage, float]]  # passages with their part of the verdict, best first
+
+
+@dataclass(frozen=True)
+class Measured:
+    """The check's features of a candidate, and each passage's own margin and probe logit."""
+
+    features: Features
+    passages: list[Passage]
+    vectors: np.ndarray
+    margins: np.ndarray
+    probes: np.ndarray
+
+    def ranked(self, calibration: Calibration) -> list[tuple[Passage, float]]:
+        """Passages by their own part of the calibrated verdict, best first: the evidence."""
+        parts = calibration.margin * self.margins + calibration.probe * self.probes
+        return sorted(zip(self.passages, (float(v) for v in parts), strict=True), key=lambda pv: -pv[1])
 
 
 def parse_check(data: Any) -> MeaningCheck:
@@ -95,7 +153,7 @@ def parse_check(data: Any) -> MeaningCheck:
     if not isinstance(data, dict):
         raise ValueError("'check' must be a mapping")
     known = {"about", "not_about", "candidate_score", "passages", "tag_probability",
-             "alert_score", "triggers", "calibration"}
+             "alert_score", "triggers", "calibration", "probe"}
     unknown = set(data) - known
     if unknown:
         raise ValueError(f"check: unknown keys {sorted(unknown)}")
@@ -123,6 +181,7 @@ def parse_check(data: Any) -> MeaningCheck:
         tag_probability=float(data.get("tag_probability", 0.5)),
         alert_score=float(data.get("alert_score", 0.8)),
         triggers=triggers, calibration=calibration,
+        probe=Probe.parse(data["probe"]) if data.get("probe") is not None else None,
     )
     for name in ("tag_probability", "alert_score"):
         if not 0.0 < getattr(check, name) < 1.0:
@@ -161,27 +220,35 @@ class CompiledCheck:
             self._not_about = self._embed(list(self.check.not_about))
         return self._about, self._not_about
 
-    def features(self, passages: list[Passage], rule_score: float) -> tuple[tuple[float, float, float],
-                                                                            list[tuple[Passage, float]]]:
-        """(rule, about, margin) and the passages ranked by margin.
+    def vectors(self, passages: list[Passage]) -> np.ndarray:
+        return self._embed([p.text[:MAX_PASSAGE_CHARS] for p in passages])
+
+    def features(self, passages: list[Passage], rule_score: float) -> Measured:
+        """(rule, about, margin, probe) of a candidate, and every passage's own part.
 
         ``about`` is the best similarity of any passage to any description of the topic;
         ``margin`` the best (similarity to the topic - similarity to its look-alikes) of a
-        passage: a sentence about a film's mercenaries is close to both and scores low.
+        passage: a sentence about a film's mercenaries is close to both and scores low;
+        ``probe`` the best passage's logit along the fitted direction (0 without a probe).
         """
         about, not_about = self._descriptions()
-        vectors = self._embed([p.text[:MAX_PASSAGE_CHARS] for p in passages])
+        vectors = self.vectors(passages)
         to_topic = (vectors @ about.T).max(axis=1)
-        to_lookalike = (vectors @ not_about.T).max(axis=1)
-        margins = to_topic - to_lookalike
-        ranked = sorted(zip(passages, (float(m) for m in margins), strict=True), key=lambda pm: -pm[1])
-        feats = (min(rule_score, 3.0), float(to_topic.max()), float(margins.max()))
-        return feats, ranked
+        margins = to_topic - (vectors @ not_about.T).max(axis=1)
+        probe = self.check.probe
+        if probe is not None and probe.weights.shape[0] != vectors.shape[1]:
+            raise ValueError(f"probe has {probe.weights.shape[0]} weights, the model "
+                             f"{vectors.shape[1]} dimensions")
+        probes = probe.logits(vectors) if probe is not None else np.zeros(len(passages))
+        feats = (min(rule_score, 3.0), float(to_topic.max()), float(margins.max()),
+                 float(probes.max()))
+        return Measured(feats, passages, vectors, margins, probes)
 
     def judge(self, passages: list[Passage], rule_score: float, path: str) -> Verdict | None:
         """The calibrated verdict on a candidate, or None when the path is not calibrated."""
         calibration = self.check.calibration.get(path)
         if calibration is None or not passages:
             return None
-        feats, ranked = self.features(passages, rule_score)
-        return Verdict(calibration.probability(feats), feats, ranked)
+        measured = self.features(passages, rule_score)
+        return Verdict(calibration.probability(measured.features), measured.features,
+                       measured.ranked(calibration))

@@ -150,18 +150,13 @@ def _seed_story_record() -> dict[str, Any]:
 
 
 def test_the_seed_story_is_tagged_with_evidence_and_alerts_once_per_cluster(
-    make_settings: Callable[..., Settings], tmp_path: Path,
+    make_settings: Callable[..., Settings],
 ) -> None:
-    # The shipped topics and the real enricher (rules + meaning check). The seed story, without
-    # its headline, scores 0.81: tagged (>= 0.5), but just under the default subscription's 0.82
-    # (the dev-split threshold for 95 % precision), so an analyst who wants every tag subscribes
-    # at the tag threshold, as here. processors/README.md says so.
-    directory = tmp_path / "subs"
-    directory.mkdir()
-    (directory / "every-tag.yaml").write_text(
-        "name: foreign-fighters\ntopics: [foreign-fighters]\nfilters:\n  minimum_score: 0.5\n",
-        encoding="utf-8")
-    settings = make_settings(kibana_url="http://kb", subscriptions_dir=directory)
+    # The shipped topics, the real enricher (rules + meaning check) and the shipped default
+    # subscription: the seed story, without its headline, must clear the subscription's
+    # minimum score (the topic's alert_score), not only the tag threshold.
+    shipped = Path(__file__).resolve().parents[2] / "deploy" / "subscriptions"
+    settings = make_settings(kibana_url="http://kb", subscriptions_dir=shipped)
     enricher = Enricher.from_settings(settings)
     record = _seed_story_record()
     copies = []

@@ -5,9 +5,13 @@ probability does, what is shown as evidence); quality is measured on real news i
 test_topics_real_news.py.
 """
 
+import math
+
+import numpy as np
 import pytest
 
-from processors.topic_check import Calibration, Passage, trigger_passages
+from processors.sentence_model import shared
+from processors.topic_check import PROBE_CLIP, Calibration, Passage, Probe, trigger_passages
 from processors.topic_rules import TopicDefinitionError, parse_topic
 from processors.topics import TopicEngine
 
@@ -76,9 +80,43 @@ def test_the_candidate_floor_keeps_weak_rule_matches_from_the_model() -> None:
 
 def test_calibration_is_a_logistic_function_of_the_features() -> None:
     cal = Calibration(bias=-2.0, rule=1.0, about=0.0, margin=10.0)
-    assert cal.probability((2.0, 0.3, 0.0)) == pytest.approx(0.5)
-    assert cal.probability((2.0, 0.3, 0.1)) > cal.probability((2.0, 0.3, 0.0))
-    assert cal.probability((100.0, 0, 0)) == pytest.approx(1.0)
+    assert cal.probability((2.0, 0.3, 0.0, 5.0)) == pytest.approx(0.5)  # no probe weight
+    assert cal.probability((2.0, 0.3, 0.1, 0.0)) > cal.probability((2.0, 0.3, 0.0, 0.0))
+    assert cal.probability((100.0, 0, 0, 0)) == pytest.approx(1.0)
+    with_probe = Calibration(bias=-2.0, rule=1.0, about=0.0, margin=0.0, probe=0.5)
+    assert with_probe.probability((2.0, 0.3, 0.0, 2.0)) == pytest.approx(1 / (1 + math.exp(-1)))
+
+
+def probe_along(direction: str, bias: float = 0.0, scale: float = 6.0) -> dict[str, object]:
+    """A probe pointing at one sentence's vector (a mechanism test, not a fitted probe)."""
+    vector = shared().embed([direction])[0] * scale
+    return {"bias": bias, "weights": Probe(bias, vector).encoded()}
+
+
+def test_a_probe_round_trips_through_the_topic_file_format() -> None:
+    weights = np.array([0.5, -1.25, 3.0])
+    probe = Probe.parse({"bias": -0.5, "weights": Probe(-0.5, weights).encoded()})
+    assert probe.bias == -0.5 and probe.weights.tolist() == [0.5, -1.25, 3.0]
+    assert probe.logits(np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 10.0]])).tolist() == [0.0, PROBE_CLIP]
+
+
+def test_the_probe_moves_the_verdict_and_decides_which_passage_is_evidence() -> None:
+    calibration = {"rules": {"bias": -1.0, "rule": 0.0, "about": 0.0, "margin": 0.0, "probe": 1.0}}
+    film = "A new film about space mercenaries opened in cinemas this week."
+    sudan = "Two Colombian mercenaries were captured by the army while fighting in Sudan's war."
+    text = f"{film} {sudan}"
+    [tag] = engine(calibration, probe=probe_along(sudan)).classify(None, text, "en")
+    assert [e.text for e in tag.evidence] == [sudan, film]
+    [tag] = engine(calibration, probe=probe_along(film)).classify(None, text, "en")
+    assert [e.text for e in tag.evidence] == [film, sudan]
+    away = engine(calibration, probe=probe_along(sudan, scale=-6.0))
+    assert away.classify(None, sudan, "en") == []  # the same story, the probe pointing away
+
+
+def test_a_probe_of_the_wrong_size_is_refused_when_used() -> None:
+    bad = engine(probe={"bias": 0.0, "weights": Probe(0.0, np.ones(3)).encoded()})
+    with pytest.raises(ValueError, match="3 weights"):
+        bad.classify(None, "Mercenaries were captured in Sudan.", "en")
 
 
 def test_trigger_passages_rank_sentences_by_their_stems() -> None:
@@ -96,6 +134,9 @@ def test_trigger_passages_rank_sentences_by_their_stems() -> None:
     ({"about": ["x"], "not_about": ["y"], "calibration": {"rules": {"bias": 1}}}, "calibration rules"),
     ({"about": ["x"], "not_about": ["y"], "alert_score": 1.5}, "between 0 and 1"),
     ({"about": ["x"], "not_about": ["y"], "triggers": {"ru": []}}, "non-empty list"),
+    ({"about": ["x"], "not_about": ["y"], "probe": {"bias": 0}}, "probe needs"),
+    ({"about": ["x"], "not_about": ["y"], "probe": {"bias": 0, "weights": "%%"}}, "not base64"),
+    ({"about": ["x"], "not_about": ["y"], "probe": {"bias": 0, "weights": "AAA="}}, "float32"),
 ])
 def test_a_malformed_check_names_the_file_and_the_problem(check: dict, message: str) -> None:
     data = {"name": "t", "threshold": 10, "terms": {"a": 10}, "check": check}
