@@ -5,9 +5,14 @@ news4k article bodies (labels here, bodies read from ../shared/corpora: "general
 stories with the real base rate) and real articles about the shipped topics and the
 same wars without them (positives and hard negatives, from stored public pages, in
 English and five other languages). ``split_of`` (a hash of the source, fixed before
-any tuning) puts half in dev, half in test. Calibration, thresholds and descriptions
-were chosen on dev only (bench/topics/calibrate.py reads dev alone); test is read
-here and by the report command, never while tuning. Figures: processors/README.md.
+any tuning) puts half in dev, half in test.
+
+Round 1 chose every check's calibration, thresholds and descriptions on dev and read
+test once (commit ab14907): test is still the measure of the three topics that round 2
+did not touch. Round 2 refitted foreign-fighters (with its probe) on both round-1
+halves and froze it (06ada1d); its measure is tests/data/topic-real/held-out/, 631
+records collected after that freeze by people who had not seen the rules, which no
+tuning script reads. Figures: processors/README.md.
 """
 
 from collections import Counter
@@ -25,12 +30,12 @@ ROOT = Path(__file__).resolve().parents[2]
 REAL = ROOT / "tests" / "data" / "topic-real"
 FF = "foreign-fighters"
 # Issue 8's targets for foreign-fighters are precision and recall 0.95 and at most 1 false
-# alarm per 1,000 general stories. Measured once on the test split after the check was
-# frozen (commit ab14907): precision 0.89 (41 of 46), recall 0.93 (41 of 44), 1 false alarm
-# in 288 general stories (3.5 per 1,000). The targets are NOT met yet; these floors hold the
-# measured level (one more false alarm or one more miss still passes, two fail) so that a
-# change can only keep or raise it. Raise them to the targets when the test split meets them.
-FLOORS = {FF: {"precision": 0.87, "recall": 0.9, "false_alarms_per_1000": 4.0}}
+# alarm per 1,000 general stories. Measured once on the held-out set after the round-2
+# freeze (06ada1d): precision 0.94 (75 of 80), recall 0.93 (75 of 81), 0 false alarms in
+# 314 general stories. The targets are NOT met yet (both inside the intervals); these
+# floors hold the measured level (one more false alarm and one more miss still pass) so
+# that a change can only keep or raise it. Raise them to the targets when they are met.
+FLOORS = {FF: {"precision": 0.92, "recall": 0.91, "false_alarms_per_1000": 3.5}}
 # the other topics: issue 8's targets, asserted for the topics not marked experimental
 OTHER_TARGETS = {"recall": 0.9, "false_alarms_per_1000": 2.0}
 
@@ -50,8 +55,19 @@ def test_split() -> list[RealStory]:
 
 
 @pytest.fixture(scope="module")
+def held_out() -> list[RealStory]:
+    # carries its own general stories: needs no shared corpora
+    return [s for s in load_real(REAL, None) if s.split == "held-out"]
+
+
+@pytest.fixture(scope="module")
 def english(engine: TopicEngine, test_split: list[RealStory]) -> dict[str, RealScore]:
     return evaluate_real(engine, test_split, languages=("en",))
+
+
+@pytest.fixture(scope="module")
+def held_out_english(engine: TopicEngine, held_out: list[RealStory]) -> dict[str, RealScore]:
+    return evaluate_real(engine, held_out, languages=("en",))
 
 
 def test_the_real_set_is_real_sourced_and_big_enough() -> None:
@@ -63,8 +79,18 @@ def test_the_real_set_is_real_sourced_and_big_enough() -> None:
     assert len(ff_en) >= 50
     per_language = Counter(s.language for s in stories if s.labels[FF])
     assert sum(n for lang, n in per_language.items() if lang != "en") >= 30, per_language
-    splits = Counter(s.split for s in stories)
-    assert min(splits.values()) >= 0.35 * len(stories), splits
+    round_one = Counter(s.split for s in stories if s.split != "held-out")
+    assert min(round_one.values()) >= 0.35 * len(stories) / 2, round_one
+
+
+def test_the_held_out_set_is_new_text_and_big_enough(held_out: list[RealStory]) -> None:
+    tuning = {s.source for s in load_real(REAL, None) if s.split != "held-out"}
+    assert not tuning & {s.source for s in held_out}, "a held-out record is also tuning data"
+    texts = [s.text[:200] for s in held_out]
+    assert len(set(texts)) == len(texts), "one record per story"
+    assert sum(s.labels[FF] for s in held_out if s.language == "en") >= 60
+    assert sum(s.labels[FF] for s in held_out if s.language != "en") >= 50
+    assert sum(s.kind == "general" for s in held_out) >= 300
 
 
 def test_the_general_stories_carry_the_real_base_rate(test_split: list[RealStory]) -> None:
@@ -73,35 +99,40 @@ def test_the_general_stories_carry_the_real_base_rate(test_split: list[RealStory
     assert sum(s.labels[FF] for s in general) <= 3  # nearly all unrelated, as in real news
 
 
-def test_foreign_fighters_holds_its_measured_level_on_real_english_news(
-    english: dict[str, RealScore],
+def test_foreign_fighters_holds_its_measured_level_on_held_out_english_news(
+    held_out_english: dict[str, RealScore],
 ) -> None:
-    score = english[FF]
-    assert score.tp + score.fn >= 25, real_report(english)
+    score = held_out_english[FF]
+    assert score.tp + score.fn >= 60 and score.general >= 300, real_report(held_out_english)
     for measure, target in FLOORS[FF].items():
         value = getattr(score, measure)
         ok = value <= target if measure == "false_alarms_per_1000" else value >= target
-        assert ok, f"{FF} {measure} {value:.3f} misses {target}\n{real_report(english)}"
+        assert ok, f"{FF} {measure} {value:.3f} misses {target}\n{real_report(held_out_english)}"
 
 
 def test_every_non_experimental_topic_meets_its_targets(
-    engine: TopicEngine, english: dict[str, RealScore],
+    engine: TopicEngine, english: dict[str, RealScore], held_out_english: dict[str, RealScore],
 ) -> None:
+    # recall on round 1's test split (round 2 did not touch these topics, and the held-out
+    # set was gathered for foreign-fighters); false alarms on both sets' general stories
     for name, score in english.items():
         if name == FF or engine.definition(name).experimental:
             continue
         assert score.recall >= OTHER_TARGETS["recall"], real_report(english)
-        assert score.false_alarms_per_1000 <= OTHER_TARGETS["false_alarms_per_1000"], real_report(english)
+        for scores in (english, held_out_english):
+            assert scores[name].false_alarms_per_1000 <= OTHER_TARGETS["false_alarms_per_1000"], \
+                real_report(scores)
 
 
-def test_foreign_fighters_beyond_english(engine: TopicEngine, test_split: list[RealStory]) -> None:
-    # ar, es, fr, ru, uk: trigger stems propose, the same multilingual check decides.
-    # Measured once after freezing: precision 0.96 (25 of 26), recall 0.71 (25 of 35); the
-    # floors were 0.8 / 0.8 before that measurement and now hold the measured level instead.
-    others = tuple(sorted({s.language for s in test_split} - {"en"}))
-    scores = evaluate_real(engine, test_split, languages=others)[FF]
-    assert scores.tp + scores.fn >= 15, real_report({FF: scores})
-    assert scores.precision >= 0.9 and scores.recall >= 0.68, real_report({FF: scores})
+def test_foreign_fighters_beyond_english(engine: TopicEngine, held_out: list[RealStory]) -> None:
+    # ar, de, es, fr, pt, ru, uk: trigger stems propose (none are written for pt, so its
+    # stories count as misses), the same multilingual check decides. Measured once after
+    # the round-2 freeze: precision 0.83 (53 of 64), recall 0.67 (53 of 79); the floors
+    # hold that level (one more false alarm and one more miss pass).
+    others = tuple(sorted({s.language for s in held_out} - {"en"}))
+    scores = evaluate_real(engine, held_out, languages=others)[FF]
+    assert scores.tp + scores.fn >= 50, real_report({FF: scores})
+    assert scores.precision >= 0.81 and scores.recall >= 0.65, real_report({FF: scores})
 
 
 def test_default_subscriptions_alert_only_on_calibrated_non_experimental_topics(
