@@ -31,11 +31,12 @@ _BYLINE_TAIL = re.compile(r"\s*(?:\||\u2022|\u00b7|\u2014|\u2013|\bupdated\b|\bp
                           r"\bon\s+\w+day\b|\b\d{1,2}:\d{2}\b|\b(?:19|20)\d{2}\b|"
                           r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d{1,2}\b)"
                           r".*$", re.I)
-_AUTHOR_SPLIT = re.compile(r"\s*(?:,|;|&|\band\b|\bund\b|\by\b|\bet\b)\s*", re.I)
+AUTHOR_SPLIT = re.compile(r"\s*(?:,|;|&|\band\b|\bund\b|\by\b|\bet\b)\s*", re.I)
 # words that say a value is a role, an outlet department or a placeholder, not a person
 _NOT_A_NAME = re.compile(r"^(?:admin|editor|editors|contributor|guest|author|by|share|follow|more|"
                          r"unknown|none|null)$|\b(?:staff|reports?|correspondent|desk|team|newsroom|"
-                         r"editorial|wire)\b|https?://|@|\d{3,}|\.(?:com|net|org|in)\b", re.I)
+                         r"editorial|wire|chief|officer|director|president|head of)\b|https?://|@|"
+                         r"\d|\.(?:com|net|org|in)\b", re.I)
 
 META_DATE_NAMES = (
     "article:published_time", "og:published_time", "published_time", "datepublished",
@@ -139,7 +140,7 @@ def _names(value: Any) -> list[str]:
 def split_authors(text: str) -> list[str]:
     """"By Jane Doe and John Roe | Updated 5 May" -> ["Jane Doe", "John Roe"]."""
     text = _BYLINE_TAIL.sub("", _BY.sub("", clean(text)))
-    names = [clean(part).strip(" .,-") for part in _AUTHOR_SPLIT.split(text)]
+    names = [clean(part).strip(" .,-") for part in AUTHOR_SPLIT.split(text)]
     return [n for n in names if 1 < len(n) <= 60 and not _NOT_A_NAME.search(n)]
 
 
@@ -200,8 +201,14 @@ def _meta(tree: HtmlElement, out: Signals) -> None:
 _MARKUP = etree.XPath(
     '//*[@itemprop="datePublished" or @itemprop="author" or @rel="author" or (@class and ('
     'contains(@class, "byline") or contains(@class, "author-name")'
-    ' or contains(@class, "author__name")))]'
+    ' or contains(@class, "author__name") or contains(@class, "AuthorName")'
+    ' or contains(@class, "AuthorLink") or contains(@class, "authors")))'
+    ' or (self::a and (contains(@href, "/author/") or contains(@href, "/authors/")'
+    ' or contains(@href, "/writer/") or contains(@href, "/writers/")))]'
 )
+_BYLINE_CLASSES = ("byline", "author-name", "author__name", "AuthorName", "AuthorLink", "authors")
+# a link to an author's page: /author/jane-doe, /writer/1207921/Jane__Doe/
+_AUTHOR_HREF = re.compile(r"/(?:authors?|writers?)/[^/?#]+")
 
 
 def _element_names(element: HtmlElement) -> list[str]:
@@ -233,8 +240,8 @@ def _markup(tree: HtmlElement, out: Signals) -> None:
 
 
 def _walk(tree: HtmlElement, out: Signals) -> None:
-    """Microdata dates and authors, rel=author links, byline classes."""
-    bylines = 0
+    """Microdata dates and authors, rel=author links, byline classes, author-page links."""
+    bylines = links = 0
     for element in _MARKUP(tree):
         itemprop = element.get("itemprop")
         if itemprop == "datePublished":
@@ -246,9 +253,14 @@ def _walk(tree: HtmlElement, out: Signals) -> None:
             signal = "microdata"
         elif element.get("rel") == "author" and element.tag == "a":
             signal = "rel-author"
-        elif element.get("rel") != "author" and bylines == 0:
+        elif (element.get("rel") != "author" and bylines == 0
+              and any(c in (element.get("class") or "") for c in _BYLINE_CLASSES)):
             # class names that mark bylines on many CMSs; the first such element is the story's
             signal, bylines = "byline", 1
+        elif element.tag == "a" and links < 3 and _AUTHOR_HREF.search(element.get("href") or ""):
+            # the first links to author pages (a story's byline comes before the "more
+            # from" lists); only a last resort, see ingest/choose.py
+            signal, links = "author-link", links + 1
         else:
             continue
         names = _element_names(element)

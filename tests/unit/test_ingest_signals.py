@@ -103,6 +103,8 @@ def test_byline_markup_and_rel_author() -> None:
     ("Reuters staff", []),
     ("https://example.org/authors/jane", []),
     ("By Jane Doe Dec 24, 2023 10:00", ["Jane Doe"]),
+    ("Jane Doe, Ann Lee, +55 more", ["Jane Doe", "Ann Lee"]),
+    ("Sam Roe, Chief Technology Officer", ["Sam Roe"]),
 ])
 def test_split_authors(byline: str, names: list[str]) -> None:
     assert split_authors(byline) == names
@@ -135,6 +137,43 @@ def test_authors_skip_the_outlet_name() -> None:
                      '<meta name="author" content="USA TODAY">'
                      '<a rel="author" href="/p">Pat Lee</a>')
     assert choose_authors(signals_of(html)) == (["Pat Lee"], "rel-author")
+
+
+@pytest.mark.parametrize(("site", "byline", "expected"), [
+    # the outlet's name run on after the person's, as markup without separators reads
+    ("USA TODAY", "Elizabeth Flores USA TODAY", ["Elizabeth Flores"]),
+    ("USA TODAY", "Craig Meyer USA TODAY NETWORK", ["Craig Meyer"]),
+    # the parts of a site name the author splitter cuts at "&"
+    ("The Worcester Telegram &amp; Gazette", "Sarah Barnacle Worcester Telegram &amp; Gazette",
+     ["Sarah Barnacle"]),
+    # a role or a credential after the name
+    ("Eurogamer.net", "Rick Lane Contributor", ["Rick Lane"]),
+    ("Health Daily", "Lauren Manaker MS, RDN, LD", ["Lauren Manaker"]),
+    # "Executive Content Editor" is somebody's byline: "editor" is not cut
+    ("Health Daily", "Executive Content Editor", ["Executive Content Editor"]),
+    # an agency credited beside a reporter is dropped; alone it is the byline
+    ("The Daily", "Minyvonne Burke, The Associated Press", ["Minyvonne Burke"]),
+    ("The Daily", "Associated Press", ["Associated Press"]),
+])
+def test_authors_lose_the_outlet_roles_and_agencies_around_the_names(
+    site: str, byline: str, expected: list[str],
+) -> None:
+    html = page(head=f'<meta property="og:site_name" content="{site}">',
+                article=f'<div class="byline">{byline}</div>' + PARAGRAPHS)
+    assert choose_authors(signals_of(html)) == (expected, "byline")
+
+
+def test_links_to_author_pages_name_the_author_when_nothing_else_does() -> None:
+    html = page(article='<p><a href="/writer/1207921/Charles__Fried/">Charles Fried</a>, '
+                        'Contributing Opinion Writer</p>' + PARAGRAPHS
+                + '<aside><a href="/author/someone-else">Someone Else</a></aside>')
+    signals = signals_of(html)
+    assert signals.first("authors", "author-link") == ["Charles Fried"]
+    assert choose_authors(signals) == (["Charles Fried"], "author-link")
+    # a byline, when there is one, comes first
+    html = page(article='<div class="AuthorName-x1">Ann Lee</div>'
+                        '<a href="/authors/bob">Bob Ray</a>' + PARAGRAPHS)
+    assert choose_authors(signals_of(html)) == (["Ann Lee"], "byline")
 
 
 @pytest.mark.parametrize(("raw", "expected"), [
