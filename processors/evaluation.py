@@ -81,9 +81,10 @@ TOPIC_NAMES = ("foreign-fighters", "drone-and-missile-strikes", "private-militar
                "sanctions-evasion")
 
 
-# Round 2's measure: records collected after the round-2 check was frozen, by people who had
-# not seen the rules; no tuning script reads them (bench/topics/calibrate.py asserts it).
-HELD_OUT = "held-out"
+# Later rounds' records live in a folder per round (``round-2/``, ``round-3/``): each was
+# collected after the previous round's check was frozen, by people who had not seen the rules,
+# read once as that round's measure, and only then became tuning data for the next round.
+ROUNDS = ("round-2", "round-3")
 
 
 def split_of(source: str) -> str:
@@ -100,20 +101,23 @@ class RealStory:
     text: str
     labels: dict[str, int]
     kind: str  # positive | hard-negative | general (the shared corpora are "general")
-    held_out: bool = False  # from held-out/: collected after the round-2 freeze
+    round: str | None = None  # "round-2", ...: the folder of a later round's records
 
     @property
     def split(self) -> str:
-        return "held-out" if self.held_out else split_of(self.source)
+        """"dev" or "test" (round 1, by a hash of the source), else the record's round."""
+        return self.round or split_of(self.source)
 
 
 def load_real(directory: Path, corpora_dir: Path | None) -> list[RealStory]:
-    """Every record of ``directory``'s ``*.jsonl`` (split by ``split_of``) and of
-    ``directory/held-out/*.jsonl`` (split "held-out"); corpus records need ``corpora_dir``
-    (``../shared/corpora``) and are left out when it is None."""
+    """Every record of ``directory``'s ``*.jsonl`` (split by ``split_of``) and of each
+    round's folder (``directory/round-2/*.jsonl``: split "round-2"); corpus records need
+    ``corpora_dir`` (``../shared/corpora``) and are left out when it is None."""
     bodies: dict[str, dict[str, Any]] = {}
     stories: list[RealStory] = []
-    files = sorted(directory.glob("*.jsonl")) + sorted(directory.glob(f"{HELD_OUT}/*.jsonl"))
+    files = sorted(directory.glob("*.jsonl"))
+    for name in ROUNDS:
+        files += sorted(directory.glob(f"{name}/*.jsonl"))
     for path in files:
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
@@ -139,7 +143,7 @@ def load_real(directory: Path, corpora_dir: Path | None) -> list[RealStory]:
                 title, text = str(record.get("title") or ""), str(record["text"])
                 language, kind = str(record.get("language") or "en"), str(record.get("kind") or "")
             stories.append(RealStory(source, language, title, text, labels, kind,
-                                     held_out=path.parent.name == HELD_OUT))
+                                     round=path.parent.name if path.parent != directory else None))
     return stories
 
 

@@ -2,13 +2,13 @@
 
     .venv/bin/python bench/topics/report.py --split dev        # while tuning
     .venv/bin/python bench/topics/report.py --split test       # round 1's measure
-    .venv/bin/python bench/topics/report.py --split held-out   # round 2's measure, once frozen
+    .venv/bin/python bench/topics/report.py --split round-2    # round 2's measure (now tuning)
+    .venv/bin/python bench/topics/report.py --split round-3    # round 3's measure, once frozen
 
 English and the other languages are reported apart: the English rules propose English
 candidates, trigger stems the others. ``--errors`` lists the false alarms and misses
-(dev only: reading test or held-out errors would turn them into tuning data; the
-foreign-fighters errors on both round-1 halves, its round-2 tuning set, are printed by
-bench/topics/calibrate.py).
+(dev only: reading a measure's errors would turn it into tuning data; the
+foreign-fighters errors on its tuning splits are printed by bench/topics/calibrate.py).
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ from processors.topics import TopicEngine  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--split", choices=["dev", "test", "held-out"], required=True)
+    parser.add_argument("--split", choices=["dev", "test", "round-2", "round-3"], required=True)
     parser.add_argument("--corpora", type=Path, default=ROOT.parent / "shared" / "corpora")
     parser.add_argument("--errors", action="store_true", help="list false alarms and misses (dev)")
     args = parser.parse_args()
     if args.errors and args.split != "dev":
-        raise SystemExit("--errors is for dev: test and held-out errors must not steer tuning")
+        raise SystemExit("--errors is for dev: a measure's errors must not steer tuning")
     engine = TopicEngine.from_directory(ROOT / "deploy" / "topics", demonym_forms())
     corpora = args.corpora if args.corpora.is_dir() else None
     stories = [s for s in load_real(ROOT / "tests" / "data" / "topic-real", corpora)
