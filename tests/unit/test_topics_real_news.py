@@ -8,11 +8,11 @@ English and five other languages). ``split_of`` (a hash of the source, fixed bef
 any tuning) puts half in dev, half in test.
 
 Round 1 chose every check's calibration, thresholds and descriptions on dev and read
-test once (commit ab14907): test is still the measure of the three topics that round 2
-did not touch. Round 2 refitted foreign-fighters (with its probe) on both round-1
-halves and froze it (06ada1d); its measure is tests/data/topic-real/held-out/, 631
-records collected after that freeze by people who had not seen the rules, which no
-tuning script reads. Figures: processors/README.md.
+test once (commit ab14907): test is still the measure of the three topics that later
+rounds did not touch. Each later round refitted foreign-fighters on everything before
+it, froze the check, and was then measured once on records collected after the freeze
+by people who had not seen the rules (round 2: 06ada1d, round-2/; round 3: 2a01f3f,
+round-3/, which no tuning script reads). Figures: processors/README.md.
 """
 
 from collections import Counter
@@ -30,12 +30,12 @@ ROOT = Path(__file__).resolve().parents[2]
 REAL = ROOT / "tests" / "data" / "topic-real"
 FF = "foreign-fighters"
 # Issue 8's targets for foreign-fighters are precision and recall 0.95 and at most 1 false
-# alarm per 1,000 general stories. Measured once on the held-out set after the round-2
-# freeze (06ada1d): precision 0.94 (75 of 80), recall 0.93 (75 of 81), 0 false alarms in
-# 314 general stories. The targets are NOT met yet (both inside the intervals); these
-# floors hold the measured level (one more false alarm and one more miss still pass) so
-# that a change can only keep or raise it. Raise them to the targets when they are met.
-FLOORS = {FF: {"precision": 0.92, "recall": 0.91, "false_alarms_per_1000": 3.5}}
+# alarm per 1,000 general stories. Measured once on the round-3 set after the round-3
+# freeze (2a01f3f): precision 0.97 (90 of 93), recall 0.90 (90 of 100), 0 false alarms in
+# 357 general stories. Precision meets its target; recall does not. These floors hold the
+# measured level (one more false alarm and one more miss still pass) so that a change can
+# only keep or raise it. Raise recall's floor to the target when it is met.
+FLOORS = {FF: {"precision": 0.95, "recall": 0.89, "false_alarms_per_1000": 3.0}}
 # the other topics: issue 8's targets, asserted for the topics not marked experimental
 OTHER_TARGETS = {"recall": 0.9, "false_alarms_per_1000": 2.0}
 
@@ -54,10 +54,13 @@ def test_split() -> list[RealStory]:
     return [s for s in load_real(REAL, corpora) if s.split == "test"]
 
 
+MEASURE = "round-3"  # the round whose records foreign-fighters was not tuned on
+
+
 @pytest.fixture(scope="module")
 def held_out() -> list[RealStory]:
     # carries its own general stories: needs no shared corpora
-    return [s for s in load_real(REAL, None) if s.split == "held-out"]
+    return [s for s in load_real(REAL, None) if s.split == MEASURE]
 
 
 @pytest.fixture(scope="module")
@@ -79,18 +82,18 @@ def test_the_real_set_is_real_sourced_and_big_enough() -> None:
     assert len(ff_en) >= 50
     per_language = Counter(s.language for s in stories if s.labels[FF])
     assert sum(n for lang, n in per_language.items() if lang != "en") >= 30, per_language
-    round_one = Counter(s.split for s in stories if s.split != "held-out")
-    assert min(round_one.values()) >= 0.35 * len(stories) / 2, round_one
+    round_one = Counter(s.split for s in stories if s.split in ("dev", "test"))
+    assert min(round_one.values()) >= 0.35 * sum(round_one.values()), round_one
 
 
 def test_the_held_out_set_is_new_text_and_big_enough(held_out: list[RealStory]) -> None:
-    tuning = {s.source for s in load_real(REAL, None) if s.split != "held-out"}
+    tuning = {s.source for s in load_real(REAL, None) if s.split != MEASURE}
     assert not tuning & {s.source for s in held_out}, "a held-out record is also tuning data"
     texts = [s.text[:200] for s in held_out]
     assert len(set(texts)) == len(texts), "one record per story"
-    assert sum(s.labels[FF] for s in held_out if s.language == "en") >= 60
-    assert sum(s.labels[FF] for s in held_out if s.language != "en") >= 50
-    assert sum(s.kind == "general" for s in held_out) >= 300
+    assert sum(s.labels[FF] for s in held_out if s.language == "en") >= 90
+    assert sum(s.labels[FF] for s in held_out if s.language != "en") >= 90
+    assert sum(s.kind == "general" for s in held_out) >= 350
 
 
 def test_the_general_stories_carry_the_real_base_rate(test_split: list[RealStory]) -> None:
@@ -103,7 +106,7 @@ def test_foreign_fighters_holds_its_measured_level_on_held_out_english_news(
     held_out_english: dict[str, RealScore],
 ) -> None:
     score = held_out_english[FF]
-    assert score.tp + score.fn >= 60 and score.general >= 300, real_report(held_out_english)
+    assert score.tp + score.fn >= 90 and score.general >= 350, real_report(held_out_english)
     for measure, target in FLOORS[FF].items():
         value = getattr(score, measure)
         ok = value <= target if measure == "false_alarms_per_1000" else value >= target
@@ -113,8 +116,10 @@ def test_foreign_fighters_holds_its_measured_level_on_held_out_english_news(
 def test_every_non_experimental_topic_meets_its_targets(
     engine: TopicEngine, english: dict[str, RealScore], held_out_english: dict[str, RealScore],
 ) -> None:
-    # recall on round 1's test split (round 2 did not touch these topics, and the held-out
-    # set was gathered for foreign-fighters); false alarms on both sets' general stories
+    # recall on round 1's test split (later rounds did not touch these topics, and their
+    # sets were gathered for foreign-fighters); false alarms on its and round 3's general
+    # stories (round 2's general stories are tuning data of foreign-fighters only, but the
+    # rounds keep one measure per topic: test, then round 3)
     for name, score in english.items():
         if name == FF or engine.definition(name).experimental:
             continue
@@ -125,14 +130,14 @@ def test_every_non_experimental_topic_meets_its_targets(
 
 
 def test_foreign_fighters_beyond_english(engine: TopicEngine, held_out: list[RealStory]) -> None:
-    # ar, de, es, fr, pt, ru, uk: trigger stems propose (none are written for pt, so its
-    # stories count as misses), the same multilingual check decides. Measured once after
-    # the round-2 freeze: precision 0.83 (53 of 64), recall 0.67 (53 of 79); the floors
-    # hold that level (one more false alarm and one more miss pass).
+    # ar, de, es, fr, it, pt, ru, tr, uk: trigger stems propose, the same multilingual
+    # check decides. Measured once after the round-3 freeze: precision 0.81 (95 of 118),
+    # recall 0.92 (95 of 103); the floors hold that level (one more false alarm and one
+    # more miss pass).
     others = tuple(sorted({s.language for s in held_out} - {"en"}))
     scores = evaluate_real(engine, held_out, languages=others)[FF]
-    assert scores.tp + scores.fn >= 50, real_report({FF: scores})
-    assert scores.precision >= 0.81 and scores.recall >= 0.65, real_report({FF: scores})
+    assert scores.tp + scores.fn >= 80, real_report({FF: scores})
+    assert scores.precision >= 0.79 and scores.recall >= 0.91, real_report({FF: scores})
 
 
 def test_default_subscriptions_alert_only_on_calibrated_non_experimental_topics(
