@@ -16,9 +16,9 @@ from kafka import KafkaProducer
 from ingest.errors import error_kind
 from ingest.extract import extract_content
 from ingest.fetch import PageFetcher
-from ingest.state import FEED_HEALTH, state_key
+from ingest.state import state_key
 from pipeline.errors import PermanentError
-from pipeline.kafka_io import ARTICLES, ENTRIES, make_producer
+from pipeline.kafka_io import ARTICLES, ENTRIES, FEED_HEALTH, make_producer
 from pipeline.metrics import FETCHES
 from pipeline.scheduled import run_scheduled_stage
 from pipeline.settings import Settings

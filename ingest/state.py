@@ -20,15 +20,13 @@ from datetime import datetime, timedelta
 from kafka import KafkaProducer
 from pydantic import BaseModel, Field, ValidationError
 
-from pipeline.kafka_io import read_to_end
+from pipeline.kafka_io import FEED_HEALTH, FEED_STATE, read_to_end
 from pipeline.settings import Settings
 from pipeline.story import utcnow
 from pipeline.urls import canonical_url
 
 logger = logging.getLogger(__name__)
 
-FEED_STATE = "news.feed-state"
-FEED_HEALTH = "news.feed-health"
 # Story ids remembered per feed beyond those still in the feed; ids still in
 # the feed are always kept, so an entry is never forgotten while it is listed.
 SEEN_EXTRA = 500

@@ -10,8 +10,8 @@ from datetime import datetime
 from typing import Any
 
 from ingest.feeds import FeedSpec
-from ingest.state import FEED_HEALTH, load_states, state_key
-from pipeline.kafka_io import read_to_end
+from ingest.state import load_states, state_key
+from pipeline.kafka_io import FEED_HEALTH, read_to_end
 from pipeline.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -65,17 +65,6 @@ def run(stage: str) -> None:
     func(settings)
 
 
-@main.command()
-@click.option("--skip-elasticsearch", is_flag=True, help="Only create the Kafka topics.")
-def setup(skip_elasticsearch: bool) -> None:
-    """Create Kafka topics, alert topics and the Elasticsearch index (idempotent)."""
-    from pipeline.bootstrap import bootstrap
-
-    settings = settings_or_exit()
-    for line in bootstrap(settings, elasticsearch=not skip_elasticsearch):
-        click.echo(line)
-
-
 def _register_package_commands() -> None:
     for module_name in ("pipeline.dlq", "ingest.cli", "processors.cli"):
         try:

@@ -23,6 +23,10 @@ ENTRIES = "news.entries"
 ARTICLES = "news.articles"
 ENRICHED = "news.enriched"
 DLQ = "news.dlq"
+# the poller's per-feed state (compacted) and the feed-health events the poller and the
+# fetcher produce and the indexer writes to Elasticsearch
+FEED_STATE = "news.feed-state"
+FEED_HEALTH = "news.feed-health"
 ALERT_PREFIX = "alerts."
 
 

@@ -8,6 +8,8 @@ import click
 
 COMMANDS: list[click.Command] = []
 
-# enrich (processors.cli_enrich), search (processors.cli_search), alerts (processors.cli_alerts)
-for _name in ("processors.cli_enrich", "processors.cli_search", "processors.cli_alerts"):
+# enrich (processors.cli_enrich), search (processors.cli_search), alerts (processors.cli_alerts),
+# setup (processors.stack_setup)
+for _name in ("processors.cli_enrich", "processors.cli_search", "processors.cli_alerts",
+              "processors.stack_setup"):
     COMMANDS.extend(importlib.import_module(_name).COMMANDS)

@@ -21,7 +21,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from pipeline.errors import PermanentError, TransientError
-from pipeline.kafka_io import ENRICHED, make_consumer
+from pipeline.kafka_io import ENRICHED, FEED_HEALTH, make_consumer
 from pipeline.retry import backoff
 from pipeline.settings import Settings
 from pipeline.stage import run_stage, unchanged
@@ -32,8 +32,6 @@ from processors.elastic import (
     make_client,
     story_to_document,
 )
-
-FEED_HEALTH = "news.feed-health"  # produced by ingest (ingest/state.py)
 
 logger = logging.getLogger(__name__)
 

@@ -107,8 +107,8 @@ def main() -> int:
         raise RuntimeError(
             f"set {', '.join(missing)} in .env (cp .env.example .env), then docker compose up -d"
         )
-    from pipeline.bootstrap import bootstrap
     from pipeline.settings import load_settings
+    from processors.stack_setup import bootstrap
 
     elastic = ("elastic", os.environ["ELASTIC_PASSWORD"])
     stage_settings = load_settings()

@@ -11,8 +11,7 @@ from kafka import KafkaProducer
 
 from ingest.fetch import PageFetcher
 from ingest.fetcher import ExtractionReporter, make_processor
-from ingest.state import FEED_HEALTH
-from pipeline.kafka_io import ARTICLES, DLQ, ENTRIES, make_consumer, make_producer, read_to_end
+from pipeline.kafka_io import ARTICLES, DLQ, ENTRIES, FEED_HEALTH, make_consumer, make_producer, read_to_end
 from pipeline.retry import retry_topic
 from pipeline.settings import Settings
 from pipeline.stage import KafkaTopicSink, StageRunner

@@ -10,9 +10,9 @@ import pytest
 
 from ingest import poller
 from ingest.poller import shard_feeds
-from ingest.state import FEED_HEALTH, FEED_STATE, load_states, state_key
+from ingest.state import load_states, state_key
 from ingest.status import feed_status
-from pipeline.kafka_io import ENTRIES, read_to_end
+from pipeline.kafka_io import ENTRIES, FEED_HEALTH, FEED_STATE, read_to_end
 from pipeline.settings import Settings
 from pipeline.story import Story
 from tests.support.site import LocalSite
