@@ -161,10 +161,43 @@ def ensure_topics(settings: Settings, specs: list[TopicSpec]) -> list[str]:
         admin.close()
 
 
-def read_to_end(settings: Settings, topic: str, client_id: str) -> Iterator[ConsumerRecord]:
+# A read "to the end" ends at the end offsets taken when it began. One stop rule for every
+# such read (start-up state, the dedup window, the alerter's catch-up, the CLI's listings):
+# every partition reached its end, or the deadline passed, or this many polls in a row came
+# back empty (a partition whose last offsets are transaction markers never yields them, so
+# its position can stop short of the end offset for good).
+EMPTY_POLLS_AT_END = 10
+READ_TO_END_TIMEOUT_S = 60.0
+
+
+def drain(consumer: KafkaConsumer, ends: dict[TopicPartition, int], *,
+          timeout_s: float = READ_TO_END_TIMEOUT_S, max_records: int = 1000,
+          poll_ms: int = 500) -> Iterator[ConsumerRecord]:
+    """The records of ``ends``' partitions from the consumer's positions up to ``ends``,
+    under the one stop rule above; ``behind`` says afterwards whether it stopped short."""
+    deadline = time.monotonic() + timeout_s
+    empty = 0
+    while (empty < EMPTY_POLLS_AT_END and time.monotonic() < deadline
+           and behind(consumer, ends)):
+        polled = consumer.poll(timeout_ms=poll_ms, max_records=max_records)
+        if not any(polled.values()):
+            empty += 1
+            continue
+        empty = 0
+        for records in polled.values():
+            yield from records
+
+
+def behind(consumer: KafkaConsumer, ends: dict[TopicPartition, int]) -> int:
+    """How many offsets the consumer still has to read before ``ends``."""
+    return sum(max(0, end - consumer.position(tp)) for tp, end in ends.items())
+
+
+def read_to_end(settings: Settings, topic: str, client_id: str,
+                timeout_s: float = READ_TO_END_TIMEOUT_S) -> Iterator[ConsumerRecord]:
     """Every record of ``topic`` (a broker-side name), from the beginning up to the end
-    offsets at the time of the call; group-less, so it commits nothing. Yields nothing
-    when the topic does not exist."""
+    offsets at the time of the call (see ``drain`` for when it gives up: a warning says so);
+    group-less, so it commits nothing. Yields nothing when the topic does not exist."""
     consumer = KafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap, group_id=None,
         enable_auto_commit=False, client_id=client_id,
@@ -175,9 +208,10 @@ def read_to_end(settings: Settings, topic: str, client_id: str) -> Iterator[Cons
             return
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
-        end = consumer.end_offsets(partitions)
-        while any(consumer.position(tp) < end[tp] for tp in partitions):
-            for records in consumer.poll(timeout_ms=1000).values():
-                yield from records
+        ends = consumer.end_offsets(partitions)
+        yield from drain(consumer, ends, timeout_s=timeout_s)
+        left = behind(consumer, ends)
+        if left:
+            logger.warning("%s: read of %s stopped %d offsets short of its end", client_id, topic, left)
     finally:
         consumer.close()

@@ -39,7 +39,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from pipeline.errors import PermanentError, TransientError
-from pipeline.kafka_io import ENRICHED, TopicSpec, ensure_topics
+from pipeline.kafka_io import ENRICHED, TopicSpec, behind, drain, ensure_topics
 from pipeline.metrics import ALERT_STATE_CLUSTERS, ALERTS, track
 from pipeline.retry import backoff
 from pipeline.settings import Settings
@@ -226,25 +226,22 @@ class AlertTopicReader:
 
     def catch_up(self) -> int:
         """Read the alerts published so far (within ``timeout_s``); returns how many were read."""
-        end = self.consumer.end_offsets(self.partitions)
-        deadline = time.monotonic() + self.timeout_s
+        ends = self.consumer.end_offsets(self.partitions)
         read = 0
-        while any(self.consumer.position(tp) < end[tp] for tp in self.partitions):
-            if time.monotonic() > deadline:
-                behind = sum(end[tp] - self.consumer.position(tp) for tp in self.partitions)
-                logger.warning("alerter: reading the alert topics took over %.0fs; going on with "
-                               "%d alerts read, %d not yet (a cluster among them may be alerted "
-                               "as new again)", self.timeout_s, read, behind)
-                break
-            for records in self.consumer.poll(timeout_ms=500).values():
-                for record in records:
-                    try:
-                        at = record.timestamp / 1000 if record.timestamp > 0 else None
-                        self.state.record(json.loads(record.value), at, record.value)
-                        read += 1
-                    except (ValueError, TypeError):
-                        logger.warning("alerter: unreadable alert at %s:%s offset %s",
-                                       record.topic, record.partition, record.offset)
+        for record in drain(self.consumer, ends, timeout_s=self.timeout_s):
+            try:
+                at = record.timestamp / 1000 if record.timestamp > 0 else None
+                self.state.record(json.loads(record.value), at, record.value)
+                read += 1
+            except (ValueError, TypeError):
+                logger.warning("alerter: unreadable alert at %s:%s offset %s",
+                               record.topic, record.partition, record.offset)
+        left = behind(self.consumer, ends)
+        if left:
+            logger.warning("alerter: reading the alert topics stopped short (time limit %.0fs, or "
+                           "an end never reached); going on with "
+                           "%d alerts read, %d not yet (a cluster among them may be alerted "
+                           "as new again)", self.timeout_s, read, left)
         return read
 
 

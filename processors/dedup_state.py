@@ -27,7 +27,7 @@ import time
 from kafka import KafkaConsumer, TopicPartition
 
 from pipeline.errors import PermanentError
-from pipeline.kafka_io import ENRICHED
+from pipeline.kafka_io import ENRICHED, drain
 from pipeline.metrics import DEDUP_WINDOW_BYTES, DEDUP_WINDOW_STORIES, track
 from pipeline.settings import Settings
 from pipeline.story import Story
@@ -83,21 +83,8 @@ def warm_up(settings: Settings, index: NearDuplicateIndex, consumer: KafkaConsum
         first_recent = by_time[tp].offset if by_time.get(tp) is not None else ends[tp]
         consumer.seek(tp, max(begins[tp], ends[tp] - per_partition, first_recent))
     learned = 0
-    remaining = {tp for tp in tps if consumer.position(tp) < ends[tp]}
-    empty_polls = 0
-    # a partition whose end is made of control records never yields them: give up after a while
-    while remaining and empty_polls < 10:
-        polled = consumer.poll(timeout_ms=1000, max_records=1000)
-        if not polled:
-            empty_polls += 1
-            remaining = {tp for tp in remaining if consumer.position(tp) < ends[tp]}
-            continue
-        empty_polls = 0
-        for tp, records in polled.items():
-            for record in records:
-                learned += _learn(index, record.value, record.timestamp)
-            if consumer.position(tp) >= ends[tp]:
-                remaining.discard(tp)
+    for record in drain(consumer, ends):
+        learned += _learn(index, record.value, record.timestamp)
     logger.info("dedup window: read back %d stories from %s", learned, topic)
     return consumer, learned
 
