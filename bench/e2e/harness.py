@@ -68,7 +68,7 @@ class RunConfig:
     feeds: int = 8
     hosts: int = 4
     copies: int = 2  # every page served this many times, under different URLs
-    feed_window: int = 100  # a feed lists its newest items only
+    feed_window: int = 100  # steady: a feed lists its newest items only
     timeout_s: float = 900.0  # after the last release: against hangs
     quiet_s: float = 60.0  # every group caught up and the index unchanged this long: over
     bare_processes: tuple[int, ...] = (1, 2)
@@ -368,7 +368,7 @@ def run_benchmark(base: Settings, pages: list[CorpusPage], config: RunConfig, pl
     places.run_dir.mkdir(parents=True, exist_ok=True)
     rate = config.rate_per_s if config.shape == "steady" else None
     sites = FeedSites(pages, feeds=config.feeds, hosts=config.hosts, copies=config.copies,
-                      rate_per_s=rate, window=config.feed_window)
+                      rate_per_s=rate, window=config.feed_window if rate else None)
     load_at_start = load_average()
     started_at = datetime.now(UTC)
     try:

@@ -7,7 +7,8 @@ them over partitions, and the per-host politeness clock runs per host as on the 
 A feed lists the items whose release time has come: all of them at once for a burst,
 one after the other for a steady arrival rate. Feeds answer conditional GETs (ETag,
 304) as real feeds do, so a poller polling every second does not re-parse an unchanged
-feed, and list at most ``window`` items (the newest), as a news feed does.
+feed; a steady run's feeds list at most ``window`` items (the newest), as news feeds do
+(a burst's list every item, or some would never be seen).
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ class FeedSites:
     """``hosts`` HTTP servers carrying ``feeds`` feeds (round-robin) and their pages."""
 
     def __init__(self, pages: list[CorpusPage], *, feeds: int, hosts: int, copies: int,
-                 rate_per_s: float | None, window: int = 100) -> None:
+                 rate_per_s: float | None, window: int | None = None) -> None:
         if hosts > 250:
             raise ValueError("at most 250 loopback hosts (127.0.0.2 ..)")
         self.window = window
@@ -129,7 +130,7 @@ class FeedSites:
     def _feed(self, feed: int, since_start: float | None) -> tuple[str, bytes]:
         released = [] if since_start is None else [
             i for i in self._feed_items[feed] if i.release_s <= since_start]
-        listed = released[-self.window:][::-1]  # newest first, as feeds list them
+        listed = (released[-self.window:] if self.window else released)[::-1]  # newest first
         etag = f'"{feed}-{len(released)}"'
         base = self._started_at or 0.0
         items = "".join(
