@@ -19,6 +19,7 @@ import logging
 import os
 import platform
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -73,6 +74,10 @@ class RunConfig:
     quiet_s: float = 60.0  # every group caught up and the index unchanged this long: over
     bare_processes: tuple[int, ...] = (1, 2)
     any_tag_subscription: bool = True
+    # py-spy (a bench-only install) records these stages during the load: a profiling run,
+    # its own figures skewed by the sampler's CPU; the collapsed stacks go to the run dir
+    profile_stages: tuple[str, ...] = ()
+    py_spy: str | None = None
 
 
 @dataclass(frozen=True)
@@ -429,6 +434,13 @@ def _measure(settings: Settings, sites: FeedSites, stages: Stages, config: RunCo
     stop = threading.Event()
     watcher = threading.Thread(target=_watch, args=(settings, stop, watch), daemon=True)
     watcher.start()
+    profilers = [
+        subprocess.Popen([config.py_spy, "record", "--pid", str(pids[stage]), "--rate", "100",
+                          "--format", "raw", "--nonblocking", "-o",
+                          str(places.run_dir / f"profile-{stage}.txt")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for stage in config.profile_stages if config.py_spy
+    ]
     before = {name: cpu_of(pid) for name, pid in pids.items()}
     harness_before = time.process_time()
     t0 = sites.start()
@@ -457,6 +469,9 @@ def _measure(settings: Settings, sites: FeedSites, stages: Stages, config: RunCo
     finally:
         stop.set()
         watcher.join(timeout=30)
+        for profiler in profilers:
+            profiler.send_signal(signal.SIGINT)  # py-spy writes its samples and exits
+            profiler.wait(timeout=120)
     cpu = {}
     for name in pids:
         b, a = before[name], after[name]

@@ -76,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="the machine's name in the results (default: the host name)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "out" / "e2e")
     parser.add_argument("--keep-services", action="store_true")
+    parser.add_argument("--profile", nargs="+", default=[], metavar="STAGE",
+                        help="record these stages with py-spy (see --py-spy) during the load")
+    parser.add_argument("--py-spy", default=None, help="the py-spy binary (a bench-only venv's)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("bench.e2e").setLevel(logging.INFO)
@@ -98,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for shape in shapes:
             config = RunConfig(shape=shape, rate_per_s=args.rate, feeds=args.feeds, hosts=args.hosts,
-                               copies=args.copies, quiet_s=args.quiet)
+                               copies=args.copies, quiet_s=args.quiet,
+                               profile_stages=tuple(args.profile), py_spy=args.py_spy)
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
             places = RunPlaces(run_dir / f"stages-{stamp}-{shape}", metrics_port, services_run_dir=run_dir)
             result = run_benchmark(base, pages, config, places, args.machine)
