@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -243,19 +243,51 @@ def topic_records(settings: Settings, logical: str) -> list[tuple[str, float, by
     return out
 
 
-def group_lag(settings: Settings, stage: str) -> int | None:
-    """Messages of the stage's input its group has not committed (None: cannot tell)."""
-    topic = settings.topic(GROUPS[stage])
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                             group_id=settings.topic(f"newswatch-{stage}"))
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        ends = consumer.end_offsets(partitions)
-        return sum(ends[tp] - (consumer.committed(tp) or 0) for tp in partitions)
-    except KafkaError:
-        return None
-    finally:
-        consumer.close()
+class GroupLags:
+    """Messages of each stage's input its consumer group has not committed yet.
+
+    Read with the admin client (OffsetFetch) and a group-less consumer (end offsets), so
+    the benchmark never joins, or opens a coordinator session for, a stage's group: with a
+    consumer created under the alerter's group id, the alerter once saw its commit refused
+    ("group is rebalancing") and did not consume again for the rest of the run.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
+                                      client_id="bench-e2e-lags")
+        self.ends = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
+                                  enable_auto_commit=False, client_id="bench-e2e-lags")
+
+    def by_stage(self) -> dict[str, int | None]:
+        out: dict[str, int | None] = {}
+        for stage, logical in GROUPS.items():
+            topic = self.settings.topic(logical)
+            group = self.settings.topic(f"newswatch-{stage}")
+            try:
+                partitions = [TopicPartition(topic, p)
+                              for p in sorted(self.ends.partitions_for_topic(topic) or ())]
+                if not partitions:  # setup created the topic: its metadata is not in yet
+                    out[stage] = None
+                    continue
+                ends = self.ends.end_offsets(partitions)
+                committed = self.admin.list_group_offsets({group: partitions}).get(group, {})
+            except KafkaError:
+                out[stage] = None
+                continue
+            lag = 0
+            for tp in partitions:
+                done = committed.get(tp)
+                lag += ends[tp] - (done.offset if done is not None and done.offset >= 0 else 0)
+            out[stage] = lag
+        return out
+
+    def all_caught_up(self) -> bool:
+        return all(lag == 0 for lag in self.by_stage().values())
+
+    def close(self) -> None:
+        self.ends.close()
+        self.admin.close()
 
 
 def _epoch(value: str | None) -> float | None:
@@ -409,6 +441,7 @@ class _Measured:
     watch: _Watch
     drained: bool
     harness_cpu_s: float
+    lags: dict[str, int | None]
 
 
 def _service_pids(places: RunPlaces) -> dict[str, int]:
@@ -448,6 +481,7 @@ def _measure(settings: Settings, sites: FeedSites, stages: Stages, config: RunCo
     releases_end = time.monotonic() + sites.span_s
     deadline = releases_end + config.timeout_s
     drained = False
+    lags = GroupLags(settings)
     try:
         while time.monotonic() < deadline:
             count = index.count()
@@ -455,8 +489,7 @@ def _measure(settings: Settings, sites: FeedSites, stages: Stages, config: RunCo
                 last_count, last_change = count, time.monotonic()
             done = count >= expected and len(watch.searchable) >= expected
             quiet = time.monotonic() - last_change > config.quiet_s
-            if time.monotonic() >= releases_end and (done or quiet) and all(
-                    group_lag(settings, s) == 0 for s in GROUPS):
+            if time.monotonic() >= releases_end and (done or quiet) and lags.all_caught_up():
                 drained = done
                 break
             time.sleep(0.5)
@@ -466,7 +499,9 @@ def _measure(settings: Settings, sites: FeedSites, stages: Stages, config: RunCo
         rss = {name: (memory_of(pid) or {}).get("VmHWM", 0) for name, pid in pids.items()}
         metrics = stages.metrics()
         now_pids = stages.ready_pids()
+        final_lags = lags.by_stage()
     finally:
+        lags.close()
         stop.set()
         watcher.join(timeout=30)
         for profiler in profilers:
@@ -479,9 +514,10 @@ def _measure(settings: Settings, sites: FeedSites, stages: Stages, config: RunCo
             cpu[name] = round(a.total_s - b.total_s, 2)
     restarted = [s for s in pids if s in STAGES and now_pids.get(s) != pids[s]]
     if not drained:
-        logger.warning("the flow did not complete: %d of %d indexed\n%s", last_count, expected,
-                       stages.logs())
-    return _Measured(t0, t_end, cpu, rss, restarted, metrics, watch, drained, round(harness_cpu, 2))
+        logger.warning("the flow did not complete: %d of %d indexed, %d searchable, lags %s\n%s",
+                       last_count, expected, len(watch.searchable), final_lags, stages.logs())
+    return _Measured(t0, t_end, cpu, rss, restarted, metrics, watch, drained, round(harness_cpu, 2),
+                     final_lags)
 
 
 @dataclass
@@ -603,6 +639,7 @@ def _result(settings: Settings, pages: list[CorpusPage], config: RunConfig, plac
                   "hosts": config.hosts, "copies": config.copies,
                   "corpora": dict(Counter(p.corpus for p in pages)), "digest": content_digest(pages)},
         "drained": measured.drained,
+        "group_lags_at_end": measured.lags,
         "restarted_stages": measured.restarted,
         "run_s": round(measured.t_end - measured.t0, 2),
         "throughput": rate,
