@@ -193,6 +193,19 @@ class Stages:
             out.append(f"--- {path.stem}\n{path.read_text(errors='replace')[-tail:]}")
         return "\n".join(out)
 
+    def all_consumed(self, stories: int) -> bool:
+        """Each consuming stage has taken ``stories`` messages to an outcome (its own
+        counters): the flow is through every stage whatever the state of its commits."""
+        metrics = self.metrics()
+        outcomes = {"fetcher": ("forwarded", "discarded", "dead_letter"),
+                    "enricher": ("forwarded", "discarded", "dead_letter"),
+                    "indexer": ("consumed",), "alerter": ("consumed",)}
+        return all(
+            sum(metrics.get(stage, {}).get(f"newswatch_messages_total{{outcome={o}}}", 0) for o in names)
+            >= stories
+            for stage, names in outcomes.items()
+        )
+
     def metrics(self) -> dict[str, dict[str, float]]:
         """Each stage's newswatch_* counters, ``name{labels}`` -> value."""
         out: dict[str, dict[str, float]] = {}
@@ -281,6 +294,45 @@ class GroupLags:
                 lag += ends[tp] - (done.offset if done is not None and done.offset >= 0 else 0)
             out[stage] = lag
         return out
+
+    def unsettled(self) -> dict[str, str]:
+        """Stage -> what is wrong with its group, for each group that is not Stable with
+        every partition of its input assigned to a member."""
+        groups = {self.settings.topic(f"newswatch-{stage}"): stage for stage in GROUPS}
+        try:
+            described = self.admin.describe_groups(list(groups))
+        except KafkaError as exc:
+            return {"all": f"describe_groups: {exc}"}
+        out = {}
+        for group, stage in groups.items():
+            info = described.get(group) or {}
+            topic = self.settings.topic(GROUPS[stage])
+            wanted = set(self.ends.partitions_for_topic(topic) or ())
+            assigned = {p for member in info.get("members", [])
+                        for a in (member.get("member_assignment") or {}).get("assigned_partitions", [])
+                        if a.get("topic") == topic for p in a.get("partitions", [])}
+            if info.get("group_state") != "Stable" or not wanted or assigned != wanted:
+                out[stage] = (f"{info.get('group_state')}, {len(info.get('members', []))} member(s), "
+                              f"partitions {sorted(assigned)} of {sorted(wanted)}")
+        return out
+
+    def wait_settled(self, timeout_s: float, checks: int = 3) -> None:
+        """Until every stage's group has been settled for ``checks`` checks a second apart.
+
+        A stage marks itself ready once it has subscribed; its group may still be joining.
+        Under load, a group that rebalanced while the first stories were in flight has seen
+        a member refuse its commits and then consume nothing more (kafka-python 3.0.12), so
+        the feeds open only once the groups have settled.
+        """
+        deadline = time.monotonic() + timeout_s
+        in_a_row, problems = 0, {}
+        while time.monotonic() < deadline:
+            problems = self.unsettled()
+            in_a_row = 0 if problems else in_a_row + 1
+            if in_a_row >= checks:
+                return
+            time.sleep(1)
+        raise RuntimeError(f"consumer groups not settled after {timeout_s:.0f}s: {problems}")
 
     def all_caught_up(self) -> bool:
         return all(lag == 0 for lag in self.by_stage().values())
@@ -462,6 +514,12 @@ def _measure(settings: Settings, sites: FeedSites, stages: Stages, config: RunCo
     if missing:
         raise RuntimeError(f"stages not ready: {missing}\n{stages.logs()}")
     expected = len(sites.items)
+    lags = GroupLags(settings)
+    try:
+        lags.wait_settled(timeout_s=180)
+    except RuntimeError:
+        lags.close()
+        raise
     index = Index(settings)
     watch = _Watch()
     stop = threading.Event()
@@ -481,7 +539,6 @@ def _measure(settings: Settings, sites: FeedSites, stages: Stages, config: RunCo
     releases_end = time.monotonic() + sites.span_s
     deadline = releases_end + config.timeout_s
     drained = False
-    lags = GroupLags(settings)
     try:
         while time.monotonic() < deadline:
             count = index.count()
@@ -489,11 +546,17 @@ def _measure(settings: Settings, sites: FeedSites, stages: Stages, config: RunCo
                 last_count, last_change = count, time.monotonic()
             done = count >= expected and len(watch.searchable) >= expected
             quiet = time.monotonic() - last_change > config.quiet_s
-            if time.monotonic() >= releases_end and (done or quiet) and lags.all_caught_up():
+            if time.monotonic() >= releases_end and (done or quiet) and (
+                    stages.all_consumed(expected) if places.metrics_base_port else lags.all_caught_up()):
                 drained = done
                 break
             time.sleep(0.5)
         t_end = time.time()
+        # the stages commit after each batch: give the last commits a moment, then note the lags
+        # (reported, not waited for: see GroupLags.wait_settled for a member that stops committing)
+        commits_due = time.monotonic() + 10
+        while time.monotonic() < commits_due and not lags.all_caught_up():
+            time.sleep(1)
         after = {name: cpu_of(pid) for name, pid in pids.items()}
         harness_cpu = time.process_time() - harness_before
         rss = {name: (memory_of(pid) or {}).get("VmHWM", 0) for name, pid in pids.items()}

@@ -75,6 +75,10 @@ def test_the_harness_runs_every_stage_and_counts_every_story(
 
     result = run_benchmark(settings, pages, config, places)
 
+    # Drained = every story indexed and searchable and taken by every stage (their counters).
+    # The groups' commits are reported (group_lags_at_end), not asserted: on this loaded machine
+    # a stage's consumer has been seen to drop out of its group after a rebalance and commit
+    # nothing more (kafka-python 3.0.12; bench/README.md), a pipeline bug of its own.
     assert result["drained"], json.dumps(
         {k: result[k] for k in ("group_lags_at_end", "counts", "restarted_stages")}, indent=1)
     assert result["restarted_stages"] == []
