@@ -56,12 +56,58 @@ def summarise(path: Path, top: int) -> str:
     return "\n".join(out)
 
 
+# Where a stage's samples go, first match wins (a substring of a function name on the stack).
+# py-spy also samples threads that wait in a system call: those are "waiting", left out.
+SPLIT = (
+    ("waiting (select, condition wait, sleep)", ("EpollSelector.select", "_PollLikeSelector.select",
+                                                 "Condition.wait", "time.sleep", "Event.wait")),
+    ("enricher's dedup-window follower (re-reads news.enriched, signs each story again)",
+     ("dedup_state.start_window_sync",)),
+    ("CRC32C of fetched records (kafka-python, pure Python)", ("_crc32c.",)),
+    ("story decode (Story.from_bytes)", ("Story.from_bytes",)),
+    ("story encode (Story.to_bytes)", ("Story.to_bytes",)),
+    ("extraction (ingest.extract.extract_content)", ("ingest.extract.extract_content",)),
+    ("HTTP GET (ingest.fetch, httpx)", ("httpcore.", "httpx.", "ingest.httpget", "ingest.transport")),
+    ("the processor (Enricher.__call__)", ("Enricher.__call__",)),
+    ("processor, other (fetch_story, reporter)", ("ingest.fetcher.",)),
+    ("Kafka client (network thread, producer, consumer)", ("kafka.",)),
+)
+
+
+def split(path: Path) -> str:
+    """The stage's samples by what they were doing (SPLIT), as shares of the busy samples."""
+    parts: Counter[str] = Counter()
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        names = [_function(f) for f in stack.split(";") if f and not f.startswith(("process ", "thread "))]
+        if not names:
+            continue
+        leaf = names[-1]
+        label = "other"
+        for name, markers in SPLIT:
+            where = [leaf] if name.startswith("waiting") else names
+            if any(m in n for m in markers for n in where):
+                label = name
+                break
+        parts[label] += int(count)
+    busy = sum(n for label, n in parts.items() if not label.startswith("waiting"))
+    out = [f"{path.name}: {busy} busy samples ({parts[SPLIT[0][0]]} waiting, left out)", "",
+           "| part | share of busy samples |", "|---|---:|"]
+    out += [f"| {label} | {100 * n / busy:.1f} % |" for label, n in parts.most_common()
+            if not label.startswith("waiting")]
+    return "\n".join(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("profiles", nargs="+", type=Path)
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args()
     for path in args.profiles:
+        print(split(path))
+        print()
         print(summarise(path, args.top))
         print()
 
