@@ -9,7 +9,7 @@ SERVICES  := deploy/local/services.sh
 STAGES    := deploy/local/stages.sh
 PYTEST_ARGS ?=
 
-.PHONY: help venv up down status logs test lint unit integration services-up services-down clean constraints image
+.PHONY: help venv up down status logs test lint unit integration services-up services-down clean constraints image bench-e2e
 
 help:
 	@echo "make up      start Kafka, Elasticsearch, setup and the stages (native, no Docker)"
@@ -17,6 +17,7 @@ help:
 	@echo "make test    create .venv, start the services, run lint + all tests, stop what it started"
 	@echo "make status  show what is running"
 	@echo "make image   build the newswatch:local image with podman (no Docker engine needed)"
+	@echo "make bench-e2e  the end-to-end benchmark on its own native stack (bench/README.md; BENCH_E2E_ARGS=...)"
 	@echo "make constraints  regenerate deploy/compose/constraints.txt from .venv"
 
 # The virtual environment is rebuilt when pyproject.toml changes.
@@ -35,6 +36,12 @@ $(VENV)/.installed: pyproject.toml deploy/model-requirements.txt deploy/compose/
 # pyproject.toml: install it into .venv, run the tests, then this). A unit test checks the file.
 constraints:
 	$(VENV)/bin/python deploy/compose/freeze_constraints.py
+
+# The end-to-end benchmark (issue 11): its own Kafka and Elasticsearch (ports 29092/29200 unless
+# NEWSWATCH_LOCAL_* say otherwise), the shared corpora's pages, a burst and a steady run.
+BENCH_E2E_ARGS ?=
+bench-e2e: venv
+	$(VENV)/bin/python -m bench.e2e.run $(BENCH_E2E_ARGS)
 
 # the image (podman here; cached: rebuilt only when its inputs change)
 image:
