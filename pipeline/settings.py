@@ -176,6 +176,17 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
 
 
 @lru_cache(maxsize=1)
+def child_environment(settings: Settings) -> dict[str, str]:
+    """The environment that reproduces ``settings`` in a child process: this process's
+    variables without its own ``NEWSWATCH_*``, plus one ``NEWSWATCH_*`` per set field."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSWATCH_")}
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if value is not None:
+            env[f"NEWSWATCH_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env
+
+
 def get_settings() -> Settings:
     """The process-wide settings, read once."""
     return load_settings()

@@ -43,7 +43,7 @@ from bench.e2e.bare import BareResult, bare_extract
 from bench.e2e.procstat import cpu_of, live_pid, load_average, memory_of
 from bench.e2e.site import CorpusPage, FeedSites, content_digest
 from pipeline.kafka_io import ARTICLES, DLQ, ENRICHED, ENTRIES
-from pipeline.settings import REPO_ROOT, Settings, load_settings
+from pipeline.settings import REPO_ROOT, Settings, child_environment, load_settings
 from pipeline.story import Story
 from processors.elastic import make_client
 
@@ -109,14 +109,6 @@ class _Watch:
 
 
 # --- settings and child processes ----------------------------------------------------------
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that reproduces ``settings`` in a child process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSWATCH_")}
-    for name in Settings.model_fields:
-        value = getattr(settings, name)
-        if value is not None:
-            env[f"NEWSWATCH_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
-    return env
 
 
 def run_settings(base: Settings, run_dir: Path, feed_urls: list[str], any_tag: bool) -> Settings:
@@ -133,7 +125,7 @@ def run_settings(base: Settings, run_dir: Path, feed_urls: list[str], any_tag: b
     if any_tag:
         (subscriptions / f"{ANY_TAG_SUBSCRIPTION}.yaml").write_text(
             f"name: {ANY_TAG_SUBSCRIPTION}\ndescription: every tagged story (benchmark)\ntopics: []\n")
-    env = {k: v for k, v in settings_env(base).items() if k.startswith("NEWSWATCH_")}
+    env = {k: v for k, v in child_environment(base).items() if k.startswith("NEWSWATCH_")}
     env.update({
         "NEWSWATCH_TOPIC_PREFIX": f"e2e{tag}.",
         "NEWSWATCH_INDEX_ALIAS": f"e2e-{tag}-stories",
@@ -159,7 +151,7 @@ class Stages:
 
     def __init__(self, settings: Settings, places: RunPlaces) -> None:
         self.places = places
-        self.env = settings_env(settings) | {
+        self.env = child_environment(settings) | {
             "NEWSWATCH_LOCAL_RUN_DIR": str(places.run_dir),
             "NEWSWATCH_LOCAL_BIN": newswatch_bin(),
             "NEWSWATCH_LOCAL_METRICS_BASE_PORT": str(places.metrics_base_port),
@@ -462,7 +454,7 @@ def run_benchmark(base: Settings, pages: list[CorpusPage], config: RunConfig, pl
     started_at = datetime.now(UTC)
     try:
         settings = run_settings(base, places.run_dir, sites.feed_urls(), config.any_tag_subscription)
-        setup = subprocess.run([newswatch_bin(), "setup"], env=settings_env(settings),
+        setup = subprocess.run([newswatch_bin(), "setup"], env=child_environment(settings),
                                capture_output=True, text=True, timeout=300)
         if setup.returncode != 0:
             raise RuntimeError(f"newswatch setup failed:\n{setup.stdout}{setup.stderr}")

@@ -27,11 +27,11 @@ from pipeline.errors import PermanentError, TransientError
 from pipeline.kafka_io import ARTICLES, DLQ, ENTRIES, make_consumer, make_producer, read_to_end
 from pipeline.retrier import Retrier
 from pipeline.retry import retry_topic
-from pipeline.settings import Settings, get_settings
+from pipeline.settings import Settings, child_environment, get_settings
 from pipeline.stage import KafkaTopicSink, Processor, StageRunner, StopFlag
 from pipeline.story import Content, Story
 from tests.support.kafka import headers_of, read_topic
-from tests.support.processes import newswatch, settings_env
+from tests.support.processes import newswatch
 from tests.support.site import LocalSite, Response, SeenRequest
 
 pytestmark = pytest.mark.integration
@@ -101,7 +101,7 @@ def _cli(settings: Settings, *args: str) -> tuple[int, str]:
     """``newswatch ARGS`` in this process (exit code, standard output)."""
     get_settings.cache_clear()
     try:
-        result = CliRunner().invoke(main, list(args), env=settings_env(settings))
+        result = CliRunner().invoke(main, list(args), env=child_environment(settings))
     finally:
         get_settings.cache_clear()
     return result.exit_code, result.stdout

@@ -17,10 +17,10 @@ import pytest
 
 from pipeline.kafka_io import ENTRIES, read_to_end
 from pipeline.partition import host_partition
-from pipeline.settings import Settings
+from pipeline.settings import Settings, child_environment
 from pipeline.story import Story
 from tests.support.pages import article_page
-from tests.support.processes import NEWSWATCH, settings_env
+from tests.support.processes import NEWSWATCH
 from tests.support.site import LocalSite
 
 pytestmark = pytest.mark.integration
@@ -57,7 +57,7 @@ def test_a_stage_is_supervised_and_stopped_without_leftovers(
     settings = make_settings()
     run_dir = tmp_path / "run"
     port = _free_port()
-    env = settings_env(settings) | {
+    env = child_environment(settings) | {
         "NEWSWATCH_LOCAL_RUN_DIR": str(run_dir),
         "NEWSWATCH_LOCAL_BIN": NEWSWATCH,
         "NEWSWATCH_LOCAL_STAGE_RESTART_DELAY": "1",
@@ -111,7 +111,7 @@ def test_two_fetcher_replicas_keep_one_hosts_rate(
         settings = make_settings(feeds=feeds, poller_once="true", respect_robots="false",
                                  per_host_delay_s="0.5", partitions="2")
         run_dir = tmp_path / "run"
-        env = settings_env(settings) | {
+        env = child_environment(settings) | {
             "NEWSWATCH_LOCAL_RUN_DIR": str(run_dir), "NEWSWATCH_LOCAL_BIN": NEWSWATCH,
             "NEWSWATCH_LOCAL_FETCHERS": "2",
             # no metrics ports: 9102/9107 may be another stack's on a shared machine
@@ -126,7 +126,7 @@ def test_two_fetcher_replicas_keep_one_hosts_rate(
         try:
             assert stages("status", "fetcher").count("ready") == 2
             time.sleep(2)  # let the group settle on two members before the entries arrive
-            polled = subprocess.run([NEWSWATCH, "run", "poller"], env=settings_env(settings),
+            polled = subprocess.run([NEWSWATCH, "run", "poller"], env=child_environment(settings),
                                     capture_output=True, text=True, timeout=120)
             assert polled.returncode == 0, polled.stderr[-2000:]
             deadline = time.monotonic() + 60

@@ -41,9 +41,9 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from pipeline.kafka_io import ARTICLES, ENRICHED, ENTRIES, read_to_end
-from pipeline.settings import Settings
+from pipeline.settings import Settings, child_environment
 from pipeline.story import Story
-from tests.support.processes import NEWSWATCH, newswatch, settings_env
+from tests.support.processes import NEWSWATCH, newswatch
 from tests.support.site import LocalSite, Response, SeenRequest
 
 pytestmark = pytest.mark.integration
@@ -229,7 +229,7 @@ class Pipeline:
     def __init__(self, settings: Settings, run_dir: Path) -> None:
         self.settings = settings
         self.run_dir = run_dir
-        self.env = settings_env(settings) | {
+        self.env = child_environment(settings) | {
             "NEWSWATCH_LOCAL_RUN_DIR": str(run_dir),
             "NEWSWATCH_LOCAL_BIN": NEWSWATCH,
             "NEWSWATCH_LOCAL_STAGE_RESTART_DELAY": "1",
