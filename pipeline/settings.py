@@ -175,7 +175,6 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         raise SettingsError(f"invalid settings: {problems}") from None
 
 
-@lru_cache(maxsize=1)
 def child_environment(settings: Settings) -> dict[str, str]:
     """The environment that reproduces ``settings`` in a child process: this process's
     variables without its own ``NEWSWATCH_*``, plus one ``NEWSWATCH_*`` per set field."""
@@ -187,6 +186,7 @@ def child_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
+@lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read once."""
     return load_settings()
