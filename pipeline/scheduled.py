@@ -365,8 +365,7 @@ class HostScheduledRunner(StageRunner, ConsumerRebalanceListener):
         try:
             while not self.stop.is_set():
                 self._throttle()
-                polled = self.consumer.poll(timeout_ms=self._poll_timeout_ms(),
-                                            max_records=self.settings.batch_size)
+                polled = self.poll(self._poll_timeout_ms())
                 polls += 1
                 self._apply_rebalances()
                 if not ready and (self.consumer.assignment() or polls >= 3):

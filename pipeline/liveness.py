@@ -1,0 +1,151 @@
+"""Group liveness: a stage whose consumer is not a working member of its group exits.
+
+kafka-python 3.0.12's group coordinator sometimes never recovers after a rebalance
+or a broker restart (issue 9). Two shapes of it were seen:
+
+1. the consumer never gets back to a stable generation: it sits in JoinGroup /
+   SyncGroup, or has no coordinator, or has a rejoin pending that never completes.
+   It fetches nothing and, having nothing to commit, attempts no commit either;
+2. the consumer believes it is in the group and keeps fetching its old partitions,
+   while the broker refuses every commit (RebalanceInProgress, CommitFailed).
+
+Both mean the same thing: for ``Settings.group_stuck_s`` this consumer has not been
+a member that can commit. ``GroupWatchdog`` applies that one rule for every runner
+(``StageRunner``, ``HostScheduledRunner``, the retrier) and raises ``StuckInRebalance``;
+the stage exits non-zero and its supervisor (``stages.sh supervise``, compose's
+restart policy) starts it again with a fresh consumer. Nothing uncommitted is lost:
+the next owner of the partitions reads them from the committed offsets.
+
+Healthy, and never killed: a stable member with no partitions (a surplus replica,
+more replicas than partitions), a stable member with nothing to commit (an idle
+topic), a stable member whose partitions are paused (the fetcher's waiting room).
+A legitimate rebalance lasts until every member has polled again (one batch), far
+below the default 120 s.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kafka import KafkaConsumer
+from kafka.errors import KafkaError
+from kafka.structs import MemberState
+
+logger = logging.getLogger(__name__)
+
+
+class StuckInRebalance(KafkaError):
+    """The consumer has been out of a stable group, or had every commit refused, for
+    ``group_stuck_s``: the stage exits so that its supervisor starts a fresh consumer."""
+
+
+@dataclass(frozen=True)
+class GroupState:
+    """What the consumer knows of its membership, as plain values."""
+
+    member_state: str  # kafka.structs.MemberState: '<unjoined>', '<rebalancing>', '<stable>'
+    rejoin_pending: bool
+    coordinator_known: bool
+    generation: int
+
+    @property
+    def stable(self) -> bool:
+        """A joined generation, no rejoin pending, a coordinator to commit to: the only
+        state in which kafka-python sends a commit the broker can accept."""
+        return (self.member_state == MemberState.STABLE and not self.rejoin_pending
+                and self.coordinator_known)
+
+    def describe(self) -> str:
+        return (f"state {self.member_state}, generation {self.generation}, "
+                f"rejoin {'pending' if self.rejoin_pending else 'not pending'}, "
+                f"coordinator {'known' if self.coordinator_known else 'unknown'}")
+
+
+def group_state(consumer: KafkaConsumer) -> GroupState:
+    """Read the membership of ``consumer`` (no request to the broker).
+
+    The one place that touches kafka-python internals. ``group_metadata()`` is public
+    and gives the member state and generation, but it says STABLE in two states that
+    are not: while the coordinator is gone (a stopped broker fails the heartbeats,
+    which mark the coordinator dead and leave the state alone) and while a rejoin is
+    pending (a heartbeat or a commit answered RebalanceInProgress sets the flag, and
+    the state changes only when a later poll manages to send the JoinGroup). Those two
+    are only on the coordinator object, ``consumer._coordinator`` (3.0.12:
+    ``ConsumerCoordinator.need_rejoin()`` and ``BaseCoordinator.coordinator_unknown()``,
+    the checks ``poll`` itself makes before it fetches)."""
+    meta = consumer.group_metadata()
+    coordinator = consumer._coordinator
+    return GroupState(
+        member_state=str(meta.state),
+        rejoin_pending=bool(coordinator.need_rejoin()),
+        coordinator_known=not coordinator.coordinator_unknown(),
+        generation=int(meta.generation_id),
+    )
+
+
+def verdict(now: float, unstable_since: float | None, refused_since: float | None,
+            limit_s: float) -> str | None:
+    """Why the stage must exit now, or ``None``: the decision, from plain values.
+
+    ``unstable_since``: when the consumer was first seen out of a stable group, since it
+    was last seen in one (``None``: stable now). ``refused_since``: the first of an
+    unbroken run of refused commits (``None``: the last commit went through, or none
+    was refused)."""
+    if unstable_since is not None and now - unstable_since >= limit_s:
+        return f"out of a stable consumer group for {now - unstable_since:.0f}s"
+    if refused_since is not None and now - refused_since >= limit_s:
+        return f"every commit refused for {now - refused_since:.0f}s (out of the consumer group)"
+    return None
+
+
+class GroupWatchdog:
+    """Apply ``verdict`` to one consumer: ``polled`` after each poll, ``committed`` /
+    ``refused`` after each commit; each raises ``StuckInRebalance`` when it is time."""
+
+    def __init__(self, name: str, limit_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.name = name
+        self.limit_s = limit_s
+        self._clock = clock
+        # Set at the first poll that finds the consumer out of a stable group (the first
+        # poll of a new consumer: its first join counts), cleared at the first stable one.
+        self._unstable_since: float | None = None
+        self._refused_since: float | None = None
+        self._last = GroupState("<not polled yet>", True, False, -1)
+
+    def polled(self, consumer: KafkaConsumer) -> None:
+        self.observe(group_state(consumer))
+
+    def observe(self, state: GroupState) -> None:
+        """``polled`` with the state already read (the unit tests pass plain values)."""
+        now = self._clock()
+        if state.stable:
+            self._unstable_since = None
+        elif self._unstable_since is None:
+            self._unstable_since = now
+        if state.stable != self._last.stable:
+            logger.info("%s: consumer group %s (%s)", self.name,
+                        "stable" if state.stable else "not stable", state.describe())
+        self._last = state
+        self._check(now)
+
+    def committed(self) -> None:
+        self._refused_since = None
+
+    def refused(self, exc: Exception) -> None:
+        now = self._clock()
+        if self._refused_since is None:
+            self._refused_since = now
+        self._check(now, exc)
+
+    def _check(self, now: float, cause: Exception | None = None) -> None:
+        reason = verdict(now, self._unstable_since, self._refused_since, self.limit_s)
+        if reason is None:
+            return
+        message = (f"{self.name}: {reason} ({self._last.describe()}; limit "
+                   f"NEWSWATCH_GROUP_STUCK_S={self.limit_s:g}); exiting so that a fresh consumer rejoins")
+        logger.error("%s", message)
+        raise StuckInRebalance(message) from cause
