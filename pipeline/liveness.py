@@ -16,6 +16,10 @@ the stage exits non-zero and its supervisor (``stages.sh supervise``, compose's
 restart policy) starts it again with a fresh consumer. Nothing uncommitted is lost:
 the next owner of the partitions reads them from the committed offsets.
 
+One cause of shape 2 is understood and repaired in place (``finish_orphaned_join``: a
+join that kafka-python leaves unfinished when the poll that started it timed out); the
+exit is the backstop for that and for whatever else keeps a consumer out of its group.
+
 Healthy, and never killed: a stable member with no partitions (a surplus replica,
 more replicas than partitions), a stable member with nothing to commit (an idle
 topic), a stable member whose partitions are paused (the fetcher's waiting room).
@@ -58,6 +62,11 @@ class GroupState:
         return (self.member_state == MemberState.STABLE and not self.rejoin_pending
                 and self.coordinator_known)
 
+    @property
+    def orphaned_join(self) -> bool:
+        """REBALANCING with no rejoin pending: a join that no poll will ever finish (below)."""
+        return self.member_state == MemberState.REBALANCING and not self.rejoin_pending
+
     def describe(self) -> str:
         return (f"state {self.member_state}, generation {self.generation}, "
                 f"rejoin {'pending' if self.rejoin_pending else 'not pending'}, "
@@ -67,13 +76,13 @@ class GroupState:
 def group_state(consumer: KafkaConsumer) -> GroupState:
     """Read the membership of ``consumer`` (no request to the broker).
 
-    The one place that touches kafka-python internals. ``group_metadata()`` is public
-    and gives the member state and generation, but it says STABLE in two states that
-    are not: while the coordinator is gone (a stopped broker fails the heartbeats,
-    which mark the coordinator dead and leave the state alone) and while a rejoin is
-    pending (a heartbeat or a commit answered RebalanceInProgress sets the flag, and
-    the state changes only when a later poll manages to send the JoinGroup). Those two
-    are only on the coordinator object, ``consumer._coordinator`` (3.0.12:
+    With ``finish_orphaned_join``, the one place that touches kafka-python internals.
+    ``group_metadata()`` is public and gives the member state and generation, but it says
+    STABLE in two states that are not: while the coordinator is gone (a stopped broker
+    fails the heartbeats, which mark the coordinator dead and leave the state alone) and
+    while a rejoin is pending (a heartbeat or a commit answered RebalanceInProgress sets the
+    flag, and the state changes only when a later poll manages to send the JoinGroup).
+    Those two are only on the coordinator object, ``consumer._coordinator`` (3.0.12:
     ``ConsumerCoordinator.need_rejoin()`` and ``BaseCoordinator.coordinator_unknown()``,
     the checks ``poll`` itself makes before it fetches)."""
     meta = consumer.group_metadata()
@@ -84,6 +93,24 @@ def group_state(consumer: KafkaConsumer) -> GroupState:
         coordinator_known=not coordinator.coordinator_unknown(),
         generation=int(meta.generation_id),
     )
+
+
+def finish_orphaned_join(consumer: KafkaConsumer) -> None:
+    """Make the next poll finish a join that kafka-python 3.0.12 would leave unfinished.
+
+    The stall behind issue 9, read from the 3.0.12 source: a rejoin the group leader starts
+    because the topic metadata changed (``ConsumerCoordinator.need_rejoin()``: assignment
+    snapshot != metadata snapshot) runs as a background JoinGroup -> SyncGroup task. When
+    the poll that started it times out first (the fetcher polls for 50 ms), the task goes on
+    alone, and its ``_perform_assignment`` sets the assignment snapshot, so ``need_rejoin()``
+    turns False. No later poll then calls ``ensure_active_group``, so nothing takes the
+    task's result: the member stays REBALANCING for ever, sends no heartbeat (the broker
+    drops it), keeps fetching its old partitions, and every commit is refused
+    (RebalanceInProgress). ``request_rejoin()`` makes the next poll await the task again (or,
+    if it has ended, join again), which is what the poll would have done had it not timed out.
+    REBALANCING with no rejoin pending arises only this way: a join in progress always has
+    one pending, and between polls no code but that task changes either value."""
+    consumer._coordinator.request_rejoin()
 
 
 def verdict(now: float, unstable_since: float | None, refused_since: float | None,
@@ -117,7 +144,12 @@ class GroupWatchdog:
         self._last = GroupState("<not polled yet>", True, False, -1)
 
     def polled(self, consumer: KafkaConsumer) -> None:
-        self.observe(group_state(consumer))
+        state = group_state(consumer)
+        if state.orphaned_join:
+            logger.warning("%s: consumer group join left unfinished by kafka-python (%s); "
+                           "the next poll finishes it", self.name, state.describe())
+            finish_orphaned_join(consumer)
+        self.observe(state)
 
     def observe(self, state: GroupState) -> None:
         """``polled`` with the state already read (the unit tests pass plain values)."""
@@ -131,6 +163,11 @@ class GroupWatchdog:
                         "stable" if state.stable else "not stable", state.describe())
         self._last = state
         self._check(now)
+
+    @property
+    def refusing(self) -> bool:
+        """The last commit was refused."""
+        return self._refused_since is not None
 
     def committed(self) -> None:
         self._refused_since = None

@@ -50,6 +50,16 @@ def test_only_a_joined_generation_with_a_coordinator_is_stable() -> None:
         assert not state.stable, state
 
 
+def test_only_rebalancing_without_a_pending_rejoin_is_an_orphaned_join() -> None:
+    # kafka-python's background join task went on after the poll that started it timed out,
+    # and its leader assignment cleared need_rejoin(): no later poll would finish it
+    orphaned = GroupState(MemberState.REBALANCING, rejoin_pending=False, coordinator_known=True,
+                          generation=2)
+    assert orphaned.orphaned_join and not orphaned.stable
+    for state in (STABLE, JOINING, UNJOINED, NO_COORDINATOR, REJOIN_PENDING):
+        assert not state.orphaned_join, state
+
+
 def test_a_stable_member_is_never_killed_even_with_no_partitions_and_no_commits(clock: Clock) -> None:
     # a surplus replica: stable, nothing assigned, so it never commits; hours of that are fine
     watchdog = GroupWatchdog("surplus", 120, clock)
