@@ -24,7 +24,9 @@ Healthy, and never killed: a stable member with no partitions (a surplus replica
 more replicas than partitions), a stable member with nothing to commit (an idle
 topic), a stable member whose partitions are paused (the fetcher's waiting room).
 A legitimate rebalance lasts until every member has polled again (one batch), far
-below the default 120 s.
+below the default 120 s. A member that stops polling altogether holds a rebalance for
+up to its ``max_poll_interval_ms`` (300 s); the members waiting on it then exit too after
+``group_stuck_s``, which costs a restart each and nothing else (they rejoin).
 """
 
 from __future__ import annotations
