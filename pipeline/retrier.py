@@ -23,6 +23,7 @@ from kafka.structs import OffsetAndMetadata
 from pipeline.delivery import Deliveries, DeliveryError, describe
 from pipeline.health import clear_ready, mark_ready
 from pipeline.kafka_io import DLQ, make_consumer, make_producer, wait_for_topics
+from pipeline.liveness import GroupWatchdog
 from pipeline.metrics import MESSAGES
 from pipeline.retry import (
     RETRY_AFTER,
@@ -56,6 +57,7 @@ class Retrier:
         self.dlq_topic = settings.topic(DLQ)
         self._resume_at: dict[TopicPartition, float] = {}
         self._known_topics: set[str] = set()
+        self.watchdog = GroupWatchdog(NAME, settings.group_stuck_s)  # as the stage runners
 
     def _hold(self, tp: TopicPartition, record: ConsumerRecord, due: float) -> None:
         """Not due yet: pause the partition at this record until ``due``."""
@@ -124,9 +126,11 @@ class Retrier:
         try:
             if offsets:
                 self.consumer.commit(offsets)
+                self.watchdog.committed()
         except (CommitFailedError, RebalanceInProgressError) as exc:
             logger.warning("%s: commit skipped, group is rebalancing (%s); messages will be re-sent",
                            NAME, type(exc).__name__)
+            self.watchdog.refused(exc)
         if undelivered:
             raise DeliveryError(f"{NAME}: re-publish failed, not committed: {describe(undelivered)}")
         logger.info("%s: re-published %d message(s)", NAME, sent)
@@ -144,6 +148,7 @@ class Retrier:
                 self._resume_due(now)
                 polled = self.consumer.poll(timeout_ms=self._poll_timeout_ms(now),
                                             max_records=self.settings.batch_size)
+                self.watchdog.polled(self.consumer)
                 polls += 1
                 if not ready and (self.consumer.assignment() or polls >= 3):
                     ready = True

@@ -133,6 +133,10 @@ class OffsetTracker:
         self._next.pop(tp, None)
         self._dirty.discard(tp)
 
+    def again(self, partitions: Collection[TopicPartition]) -> None:
+        """The next ``committable`` includes ``partitions`` again (their commit was refused)."""
+        self._dirty.update(tp for tp in partitions if tp in self._open or tp in self._next)
+
     def committable(self) -> dict[TopicPartition, OffsetAndMetadata]:
         """For each partition with records delivered since the last call: the offset
         after its contiguous delivered prefix (forgotten now), and as metadata the
@@ -326,6 +330,11 @@ class HostScheduledRunner(StageRunner, ConsumerRebalanceListener):
         offsets = {tp: m for tp, m in self._tracker.committable().items() if tp in owned}
         self.deliver(outcomes, offsets)
         self._held -= len(outcomes)
+        if offsets and self.watchdog.refusing:
+            # Refused (the group was rebalancing): commit the same offsets at the next write
+            # if the partitions are still ours, else the last commit of a run stays undone.
+            self._tracker.again(offsets)
+            self._note_progress()
         STAGE_SECONDS.labels(self.name).observe(time.monotonic() - started)
 
     def _write_due(self) -> bool:
@@ -365,8 +374,7 @@ class HostScheduledRunner(StageRunner, ConsumerRebalanceListener):
         try:
             while not self.stop.is_set():
                 self._throttle()
-                polled = self.consumer.poll(timeout_ms=self._poll_timeout_ms(),
-                                            max_records=self.settings.batch_size)
+                polled = self.poll(self._poll_timeout_ms())
                 polls += 1
                 self._apply_rebalances()
                 if not ready and (self.consumer.assignment() or polls >= 3):

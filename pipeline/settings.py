@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     retry_backoff_max_s: float = Field(default=10.0, ge=0)
     # a consumer that does not poll for this long leaves its group (kafka-python's default)
     max_poll_interval_ms: int = Field(default=300_000, ge=1000)
+    # A consumer out of a stable group (joining, syncing, no coordinator), or with every
+    # commit refused, for this long exits so that its supervisor starts a fresh one
+    # (kafka-python 3.0.12 sometimes never finishes a rejoin: pipeline/liveness.py).
+    # Above the longest batch a stage takes: a rebalance waits for every member's next poll.
+    group_stuck_s: float = Field(default=120, gt=0)
     metrics_port: int = Field(default=0, ge=0)  # 0 = no Prometheus endpoint
     # compose sets 0.0.0.0 so Prometheus on the compose network can scrape; no port is published
     metrics_addr: str = "127.0.0.1"

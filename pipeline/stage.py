@@ -45,6 +45,7 @@ from pipeline.delivery import Deliveries, DeliveryError, describe, record_error
 from pipeline.errors import Discard, PermanentError, TransientError
 from pipeline.health import clear_ready, mark_ready
 from pipeline.kafka_io import DLQ, wait_for_topics
+from pipeline.liveness import GroupWatchdog
 from pipeline.metrics import MESSAGES, STAGE_SECONDS, observe_lag, observe_record
 from pipeline.retry import (
     RETRY_COUNT,
@@ -65,13 +66,6 @@ from pipeline.story import Story
 logger = logging.getLogger(__name__)
 
 Processor = Callable[[Story], "Story | None"]
-
-# A rebalance ends within seconds; commits refused for this long mean this consumer is out of
-# its group for good (seen with kafka-python 3.0: after a rejoin the client never finished the
-# sync, kept fetching its old partitions and had every commit refused, for minutes, while the
-# broker had removed it). The stage exits and its supervisor starts it with a fresh consumer.
-COMMIT_STUCK_S = 120.0
-
 
 def unchanged(story: Story) -> Story:
     """The processor of stages whose work is all in the sink (indexer, alerter)."""
@@ -125,10 +119,6 @@ class KafkaTopicSink:
                     raise
                 failed.append((record, error))
         return failed
-
-
-class StuckInRebalance(KafkaError):
-    """Commits have been refused for ``COMMIT_STUCK_S``: the stage exits (nothing committed)."""
 
 
 class StopFlag:
@@ -189,7 +179,8 @@ class StageRunner:
         self.stop = stop or StopFlag()
         self.dlq_topic = settings.topic(DLQ)
         self._pool = ThreadPoolExecutor(concurrency) if concurrency > 1 else None
-        self._commits_refused_since: float | None = None
+        # out of a stable group, or every commit refused, for group_stuck_s: the stage exits
+        self.watchdog = GroupWatchdog(name, settings.group_stuck_s)
 
     # -- one record --------------------------------------------------------
     def _retrying(self, what: str, story: Story, record: ConsumerRecord) -> Retrying:
@@ -345,21 +336,14 @@ class StageRunner:
         try:
             if offsets:
                 self.consumer.commit(offsets)
-                self._commits_refused_since = None
+                self.watchdog.committed()
         except (CommitFailedError, RebalanceInProgressError) as exc:
             # The partitions moved to another replica (scaling, a restart) while this
             # batch ran: its new owner redelivers the batch, and story ids make that
             # harmless downstream. Not a reason to crash, unless it never ends.
             logger.warning("%s: commit skipped, group is rebalancing (%s); batch will be redelivered",
                            self.name, type(exc).__name__)
-            now = time.monotonic()
-            if self._commits_refused_since is None:
-                self._commits_refused_since = now
-            elif now - self._commits_refused_since >= COMMIT_STUCK_S:
-                raise StuckInRebalance(
-                    f"{self.name}: every commit refused for {now - self._commits_refused_since:.0f}s "
-                    "(out of the consumer group); exiting so that a fresh consumer rejoins"
-                ) from exc
+            self.watchdog.refused(exc)
         observe_lag(self.name, self.consumer)
         if undelivered:
             raise DeliveryError(f"{self.name}: undelivered outcomes, not committed: {describe(undelivered)}")
@@ -376,9 +360,7 @@ class StageRunner:
         logger.info("%s: consuming %s", self.name, self.source_topic)
         try:
             while not self.stop.is_set():
-                polled = self.consumer.poll(
-                    timeout_ms=self.settings.poll_timeout_ms, max_records=self.settings.batch_size
-                )
+                polled = self.poll(self.settings.poll_timeout_ms)
                 polls += 1
                 # Ready once partitions are assigned (or, for a surplus replica that
                 # gets none, once the group has settled over a few polls).
@@ -404,6 +386,14 @@ class StageRunner:
             raise
         finally:
             self.close()
+
+    def poll(self, timeout_ms: int) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """One poll of the consumer, then the group-liveness check (both runners' loops
+        poll through here): raises ``StuckInRebalance`` when the stage must exit."""
+        polled: dict[TopicPartition, list[ConsumerRecord]] = self.consumer.poll(
+            timeout_ms=timeout_ms, max_records=self.settings.batch_size)
+        self.watchdog.polled(self.consumer)
+        return polled
 
     def _caught_up(self) -> bool:
         """Every assigned partition read to its end (``idle_exit_after`` ends only then)."""

@@ -22,6 +22,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from pipeline.errors import PermanentError, TransientError
 from pipeline.kafka_io import ENRICHED, FEED_HEALTH, make_consumer
+from pipeline.liveness import GroupWatchdog
 from pipeline.retry import backoff
 from pipeline.settings import Settings
 from pipeline.stage import run_stage, unchanged
@@ -165,11 +166,14 @@ def index_feed_health(settings: Settings, es: Elasticsearch, stop: threading.Eve
     index = feed_health_index(settings)
     consumer = make_consumer(settings, "newswatch-indexer-feed-health",
                              settings.topic(FEED_HEALTH))
+    # out of its group for too long: raises, and _feed_health_forever starts a fresh consumer
+    watchdog = GroupWatchdog("indexer feed-health", settings.group_stuck_s)
     idle = 0
     try:
         while not stop.is_set():
             polled = consumer.poll(timeout_ms=settings.poll_timeout_ms,
                                    max_records=settings.batch_size)
+            watchdog.polled(consumer)
             records = [r for batch in polled.values() for r in batch]
             if not records:
                 idle += 1

@@ -37,6 +37,22 @@ def test_commits_stop_at_the_first_record_not_yet_delivered() -> None:
     assert tracker.committable()[TP0].offset == 15
 
 
+def test_a_refused_commit_is_offered_again() -> None:
+    tracker = OffsetTracker()
+    records = [record(0, n) for n in range(3)]
+    for r in records:
+        tracker.add(r)
+        tracker.done(r)
+    refused = tracker.committable()
+    assert refused[TP0].offset == 3
+    assert tracker.committable() == {}
+    tracker.again(refused)  # the broker refused it: the next write commits it again
+    assert tracker.committable() == refused
+    tracker.drop(TP0)
+    tracker.again(refused)  # ... unless the partition has gone to another replica
+    assert tracker.committable() == {}
+
+
 def test_partitions_are_independent_and_a_dropped_one_is_forgotten() -> None:
     tracker = OffsetTracker()
     a, b = record(0, 5), record(1, 7)
