@@ -175,7 +175,8 @@ def _without_outlet(name: str, outlets: set[str]) -> str:
 def choose_authors(signals: Signals) -> tuple[list[str], str | None]:
     """Names by AUTHOR_ORDER, without the outlet's own name (a byline "USA TODAY" is no
     person) and, when a person is named too, without a wire agency credited beside them."""
-    outlets = _outlet_names(signals) | WIRE_AGENCIES
+    site = _outlet_names(signals)
+    outlets = site | WIRE_AGENCIES  # what a name may run on into
     for source in AUTHOR_ORDER:
         if source in WALKED:
             signals.walk()
@@ -183,7 +184,7 @@ def choose_authors(signals: Signals) -> tuple[list[str], str | None]:
             if signal != source:
                 continue
             people = [_without_outlet(n, outlets) for n in names
-                      if fold(n) not in outlets - WIRE_AGENCIES and not _CREDENTIAL.match(n)]
+                      if fold(n) not in site and not _CREDENTIAL.match(n)]
             people = [n for n in people if n]
             if any(fold(n) not in WIRE_AGENCIES for n in people):
                 people = [n for n in people if fold(n) not in WIRE_AGENCIES]

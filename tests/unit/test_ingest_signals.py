@@ -163,6 +163,12 @@ def test_authors_lose_the_outlet_roles_and_agencies_around_the_names(
     assert choose_authors(signals_of(html)) == (expected, "byline")
 
 
+def test_an_agency_on_its_own_site_is_the_outlet_not_an_author() -> None:
+    html = page(head='<meta property="og:site_name" content="Reuters">',
+                article='<div class="byline">Reuters</div>' + PARAGRAPHS)
+    assert choose_authors(signals_of(html)) == ([], None)
+
+
 def test_links_to_author_pages_name_the_author_when_nothing_else_does() -> None:
     html = page(article='<p><a href="/writer/1207921/Charles__Fried/">Charles Fried</a>, '
                         'Contributing Opinion Writer</p>' + PARAGRAPHS
