@@ -193,6 +193,22 @@ def behind(consumer: KafkaConsumer, ends: dict[TopicPartition, int]) -> int:
     return sum(max(0, end - consumer.position(tp)) for tp, end in ends.items())
 
 
+def uncommitted(settings: Settings, group_id: str, topic: str) -> int:
+    """Offsets of ``topic`` (broker-side names both) that ``group_id`` has not committed.
+
+    The consumer never subscribes, so it reads the group's commits without joining the
+    group (no rebalance of the members it inspects). Raises KafkaError when the broker is away.
+    """
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=group_id,
+                             enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        ends = consumer.end_offsets(partitions)
+        return sum(ends[tp] - (consumer.committed(tp) or 0) for tp in partitions)
+    finally:
+        consumer.close()
+
+
 def read_to_end(settings: Settings, topic: str, client_id: str,
                 timeout_s: float = READ_TO_END_TIMEOUT_S) -> Iterator[ConsumerRecord]:
     """Every record of ``topic`` (a broker-side name), from the beginning up to the end

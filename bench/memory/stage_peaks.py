@@ -141,17 +141,9 @@ def indexed(settings: Settings) -> int:
 
 
 def lag(settings: Settings, stage: str) -> int:
-    from kafka import KafkaConsumer, TopicPartition
+    from pipeline.kafka_io import uncommitted
 
-    topic = settings.topic(GROUPS[stage])
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                             group_id=settings.topic(f"newswatch-{stage}"))
-    try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        ends = consumer.end_offsets(parts)
-        return sum(ends[tp] - (consumer.committed(tp) or 0) for tp in parts)
-    finally:
-        consumer.close()
+    return uncommitted(settings, settings.topic(f"newswatch-{stage}"), settings.topic(GROUPS[stage]))
 
 
 def wait_done(settings: Settings, started: float, timeout: float) -> int:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from itertools import pairwise
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.partitioner.default import murmur2
 
@@ -24,6 +24,7 @@ from ingest.fetch import PageFetcher
 from ingest.fetcher import make_processor
 from pipeline.delivery import Deliveries
 from pipeline.kafka_io import ARTICLES, DLQ, ENTRIES, make_consumer, make_producer, read_to_end
+from pipeline.kafka_io import uncommitted as group_uncommitted
 from pipeline.partition import host_partition, send_by_host
 from pipeline.scheduled import HostScheduledRunner
 from pipeline.settings import Settings
@@ -108,15 +109,7 @@ def assert_stayed_in_group(runner: HostScheduledRunner, started: float) -> None:
 
 def uncommitted(settings: Settings) -> int:
     """Entries the fetcher group has not committed (0 = everything committed)."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
-                             group_id=settings.topic("fetcher"), enable_auto_commit=False)
-    try:
-        topic = settings.topic(ENTRIES)
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        ends = consumer.end_offsets(partitions)
-        return sum(ends[tp] - (consumer.committed(tp) or 0) for tp in partitions)
-    finally:
-        consumer.close()
+    return group_uncommitted(settings, settings.topic("fetcher"), settings.topic(ENTRIES))
 
 
 def test_a_crawl_delay_longer_than_the_poll_interval_allows_causes_no_rebalance_nor_refetch(

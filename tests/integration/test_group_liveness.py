@@ -22,10 +22,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
 from kafka.errors import KafkaConnectionError, KafkaError
 
 from pipeline.kafka_io import ARTICLES, ENTRIES, make_consumer, make_producer
+from pipeline.kafka_io import uncommitted as group_uncommitted
 from pipeline.liveness import StuckInRebalance, group_state
 from pipeline.settings import Settings
 from pipeline.stage import KafkaTopicSink, StageRunner, unchanged
@@ -119,15 +120,7 @@ def stuck_after_s(error: BaseException | None) -> float:
 
 
 def uncommitted(settings: Settings, group: str) -> int:
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
-                             group_id=settings.topic(group), enable_auto_commit=False)
-    try:
-        topic = settings.topic(ENTRIES)
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        ends = consumer.end_offsets(partitions)
-        return sum(ends[tp] - (consumer.committed(tp) or 0) for tp in partitions)
-    finally:
-        consumer.close()
+    return group_uncommitted(settings, settings.topic(group), settings.topic(ENTRIES))
 
 
 def test_a_stage_that_cannot_join_exits_and_a_surplus_replica_stays(

@@ -36,10 +36,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from pipeline.kafka_io import ARTICLES, ENRICHED, ENTRIES, read_to_end
+from pipeline.kafka_io import ARTICLES, ENRICHED, ENTRIES, read_to_end, uncommitted
 from pipeline.settings import Settings, child_environment
 from pipeline.story import Story
 from tests.support.processes import NEWSWATCH, newswatch
@@ -276,18 +275,11 @@ def wait_indexed(settings: Settings, at_least: int, timeout: float) -> int:
 
 def group_lag(settings: Settings, stage: str) -> int | None:
     """Messages of the stage's input not yet committed by its group (None: broker away)."""
-    topic = settings.topic(GROUPS[stage])
-    # a consumer that never subscribes reads the group's commits without joining it
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                             group_id=settings.topic(f"newswatch-{stage}"))
     try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        ends = consumer.end_offsets(partitions)
-        return sum(ends[tp] - (consumer.committed(tp) or 0) for tp in partitions)
+        return uncommitted(settings, settings.topic(f"newswatch-{stage}"),
+                           settings.topic(GROUPS[stage]))
     except KafkaError:  # the broker is restarting
         return None
-    finally:
-        consumer.close()
 
 
 def wait_drained(settings: Settings, flow: Flow, pipeline: Pipeline) -> None:
