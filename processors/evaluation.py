@@ -84,7 +84,7 @@ TOPIC_NAMES = ("foreign-fighters", "drone-and-missile-strikes", "private-militar
 # Later rounds' records live in a folder per round (``round-2/``, ``round-3/``): each was
 # collected after the previous round's check was frozen, by people who had not seen the rules,
 # read once as that round's measure, and only then became tuning data for the next round.
-ROUNDS = ("round-2", "round-3")
+# The split of such a record is its folder's name.
 
 
 def split_of(source: str) -> str:
@@ -115,9 +115,7 @@ def load_real(directory: Path, corpora_dir: Path | None) -> list[RealStory]:
     ``corpora_dir`` (``../shared/corpora``) and are left out when it is None."""
     bodies: dict[str, dict[str, Any]] = {}
     stories: list[RealStory] = []
-    files = sorted(directory.glob("*.jsonl"))
-    for name in ROUNDS:
-        files += sorted(directory.glob(f"{name}/*.jsonl"))
+    files = sorted(directory.glob("*.jsonl")) + sorted(directory.glob("round-*/*.jsonl"))
     for path in files:
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
