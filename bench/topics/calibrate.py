@@ -19,9 +19,9 @@ puts it all into ``deploy/topics/<topic>.yaml``; without it the script only repo
 Which splits a topic is tuned on (``TUNING_SPLITS``): round 1 fitted every check on
 ``dev`` and read ``test`` once (commit ab14907). Round 2 refitted foreign-fighters on
 both round-1 halves and was measured once on ``round-2`` (tests/data/topic-real/
-round-2/, collected after the freeze 06ada1d). Round 3 refits it on all three and is
-measured on ``round-3`` (``MEASURE``), collected after its own freeze, which nothing
-here reads.
+round-2/, collected after the freeze 06ada1d). Round 3 refitted it on all three and was
+measured once on ``round-3`` (freeze 2a01f3f). Round 4 refits it on all four and is
+measured on ``round-4`` (``MEASURE``), read only after its own freeze; nothing here reads it.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ from processors.topics import TopicEngine  # noqa: E402
 PRECISION_TARGET = {"foreign-fighters": 0.95}
 DEFAULT_TARGET = 0.9
 GRID = [round(0.3 + 0.01 * i, 2) for i in range(70)]
-TUNING_SPLITS = {"foreign-fighters": ("dev", "test", "round-2")}
-MEASURE = "round-3"
+TUNING_SPLITS = {"foreign-fighters": ("dev", "test", "round-2", "round-3")}
+MEASURE = "round-4"
 DEFAULT_TUNING = ("dev",)
 PROBE_TOPICS = {"foreign-fighters"}
 # ridge penalty of the probe, on unit sentence vectors; chosen by cross-validation on the

@@ -3,7 +3,8 @@
     .venv/bin/python bench/topics/report.py --split dev        # while tuning
     .venv/bin/python bench/topics/report.py --split test       # round 1's measure
     .venv/bin/python bench/topics/report.py --split round-2    # round 2's measure (now tuning)
-    .venv/bin/python bench/topics/report.py --split round-3    # round 3's measure, once frozen
+    .venv/bin/python bench/topics/report.py --split round-3    # round 3's measure (now tuning)
+    .venv/bin/python bench/topics/report.py --split round-4    # round 4's measure, once frozen
 
 English and the other languages are reported apart: the English rules propose English
 candidates, trigger stems the others. ``--errors`` lists the false alarms and misses
@@ -27,7 +28,7 @@ from processors.topics import TopicEngine  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--split", choices=["dev", "test", "round-2", "round-3"], required=True)
+    parser.add_argument("--split", choices=["dev", "test", "round-2", "round-3", "round-4"], required=True)
     parser.add_argument("--corpora", type=Path, default=ROOT.parent / "shared" / "corpora")
     parser.add_argument("--errors", action="store_true", help="list false alarms and misses (dev)")
     args = parser.parse_args()
