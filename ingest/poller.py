@@ -130,7 +130,14 @@ class PollerLoop:
 
 def shard_feeds(settings: Settings) -> list[FeedSpec]:
     """The feeds of the list that belong to this replica."""
-    feeds = load_feeds(settings.feeds)
+    try:
+        feeds = load_feeds(settings.feeds)
+    except OSError as exc:
+        # a configuration error, not a crash: one line that says what to fix
+        raise SystemExit(
+            f"newswatch poller: cannot read the feed list NEWSWATCH_FEEDS={settings.feeds}: "
+            f"{exc.strerror or exc}. It must name a YAML or OPML file (one feed: a file with "
+            f"'feeds:' and a line '  - url: <feed URL>'), not a URL.") from None
     mine = [f for f in feeds.feeds if in_shard(f.url, settings.poller_shard)]
     logger.info("feed list %s: %d feeds, %d problem(s); shard %s polls %d",
                 settings.feeds, len(feeds.feeds), len(feeds.problems), settings.poller_shard,

@@ -211,3 +211,17 @@ def test_identical_body_is_not_reparsed_but_a_broken_one_keeps_failing(site: Loc
     broken = poll(FeedSpec(url=site.url("/html")))
     again = poll(FeedSpec(url=site.url("/html")), broken.state)
     assert again.outcome == "error" and again.state.health.consecutive_failures == 2
+
+
+def test_a_feed_list_that_is_not_a_file_is_a_one_line_configuration_error() -> None:
+    # NEWSWATCH_FEEDS set to a feed's URL instead of a feed list file: the poller says what
+    # to fix and exits, not a traceback
+    from ingest.poller import shard_feeds
+    from pipeline.settings import load_settings
+
+    settings = load_settings({"NEWSWATCH_FEEDS": "http://127.0.0.1:8765/feed.xml"})
+    with pytest.raises(SystemExit) as stopped:
+        shard_feeds(settings)
+    message = str(stopped.value.code)
+    assert "NEWSWATCH_FEEDS=http:" in message and "YAML or OPML file" in message
+    assert "\n" not in message
