@@ -54,7 +54,10 @@ def test_split() -> list[RealStory]:
     return [s for s in load_real(REAL, corpora) if s.split == "test"]
 
 
-MEASURE = "round-3"  # the round whose records foreign-fighters was not tuned on
+# the newest measured round. Since the round-4 freeze (17ba2db) round 3 is tuning data too,
+# so until round 4's records are in and read these floors guard against regressions on it;
+# they no longer measure unseen text (processors/README.md, "Round 4").
+MEASURE = "round-3"
 
 
 @pytest.fixture(scope="module")
