@@ -9,10 +9,11 @@ from datetime import timedelta
 import pytest
 
 from ingest.feeds import FeedSpec
+from ingest.poller import shard_feeds
 from ingest.polling import FeedPoller, PollResult
 from ingest.state import FeedState
 from ingest.transport import new_async_client
-from pipeline.settings import Settings
+from pipeline.settings import Settings, load_settings
 from tests.support.config import local_settings
 from tests.support.site import LocalSite, Response, SeenRequest
 
@@ -216,9 +217,6 @@ def test_identical_body_is_not_reparsed_but_a_broken_one_keeps_failing(site: Loc
 def test_a_feed_list_that_is_not_a_file_is_a_one_line_configuration_error() -> None:
     # NEWSWATCH_FEEDS set to a feed's URL instead of a feed list file: the poller says what
     # to fix and exits, not a traceback
-    from ingest.poller import shard_feeds
-    from pipeline.settings import load_settings
-
     settings = load_settings({"NEWSWATCH_FEEDS": "http://127.0.0.1:8765/feed.xml"})
     with pytest.raises(SystemExit) as stopped:
         shard_feeds(settings)
